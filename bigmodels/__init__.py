@@ -1,0 +1,1 @@
+"""bigmodels: Flax models trained by one jit-compiled, mesh-sharded training loop."""

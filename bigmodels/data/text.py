@@ -1,0 +1,162 @@
+"""Text data for language-model tasks: documents -> tokenizer -> packed rows, all cached.
+
+Sources, chosen by the data config:
+- `data.tfds_name` set: a TFDS catalog dataset (needs TensorFlow and internet to prepare);
+- otherwise `data.corpus_dir`, any local folder of .txt/.md/.rst files, prepared through the
+  `text_corpus` TFDS builder; left empty it is the Python documentation that Debian's
+  `python3-doc` package installs.
+
+Everything derived is cached under `data.cache_dir` beside the prepared TFDS data: the tokenizer
+(`tokenizer-wordpiece-V.json`) and the packed token rows (`packed-V-L-SPLIT.npz`). Each file is
+written under a temporary name and renamed, so an interrupted preparation is never mistaken for a
+finished one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tokenizers
+
+from bigmodels.data import packing, tokenizer as tokenizer_lib
+from bigmodels.errors import UserError
+
+PYTHON_DOCS_GLOB = '/usr/share/doc/python3*/html/_sources'
+
+
+@dataclasses.dataclass
+class TextData:
+  """Packed train/eval rows ({'tokens', 'segment_ids'}, int32 [rows, seq_len]) and the tokenizer."""
+
+  train: dict[str, np.ndarray]
+  eval: dict[str, np.ndarray]
+  tokenizer: tokenizers.Tokenizer
+  prepared_dir: Path
+  description: str
+
+
+def default_cache_dir() -> str:
+  """$BIGMODELS_CACHE, else ~/.cache/bigmodels."""
+  return os.environ.get('BIGMODELS_CACHE') or os.path.join(Path.home(), '.cache', 'bigmodels')
+
+
+def python_docs_dir() -> str:
+  """The reStructuredText sources of the Python documentation from Debian's python3-doc."""
+  found = sorted(p for p in glob.glob(PYTHON_DOCS_GLOB) if os.path.isdir(p))
+  if not found:
+    raise UserError('the default corpus (Python docs) is missing: run `apt-get install -y '
+                    'python3-doc`, or set --config.data.corpus_dir to a folder of text files')
+  return found[-1]
+
+
+def _quiet_tfds():
+  import tensorflow_datasets as tfds  # Imported lazily: it is slow to import.
+  tfds.disable_progress_bar()
+  return tfds
+
+
+def _local_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], Path, str]:
+  from bigmodels.data.text_corpus import TextCorpus, corpus_config
+  corpus_dir = data_config.corpus_dir or python_docs_dir()
+  _quiet_tfds()
+  builder = TextCorpus(config=corpus_config(corpus_dir, data_config.heldout_percent),
+                       data_dir=os.path.join(cache_dir, 'tfds'), file_format='array_record')
+  builder.download_and_prepare()
+  sources = builder.as_data_source()
+  return ({'train': sources['train'], 'eval': sources['heldout']}, Path(builder.data_dir),
+          f'local corpus {corpus_dir}')
+
+
+def _catalog_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], Path, str]:
+  name = data_config.tfds_name
+  try:
+    import tensorflow  # noqa: F401  (TFDS catalog builders need it to prepare data.)
+  except ImportError:
+    raise UserError(f'data.tfds_name={name!r} needs TensorFlow and internet access to prepare: '
+                    'pip install tensorflow-cpu, or unset data.tfds_name to use a local '
+                    'corpus') from None
+  tfds = _quiet_tfds()
+  try:
+    builder = tfds.builder(name, data_dir=os.path.join(cache_dir, 'tfds'),
+                           file_format='array_record')
+    builder.download_and_prepare()
+  except Exception as e:  # TFDS raises many types for unknown names and failed downloads.
+    raise UserError(f'could not prepare TFDS dataset {name!r} ({type(e).__name__}: '
+                    f'{str(e).splitlines()[0] if str(e) else ""}): check the name and your '
+                    'internet connection') from None
+  splits = builder.as_data_source()
+  for split in (data_config.tfds_train_split, data_config.tfds_eval_split):
+    if split not in splits:
+      raise UserError(f'TFDS dataset {name!r} has no split {split!r}; it has {sorted(splits)}')
+  return ({'train': splits[data_config.tfds_train_split],
+           'eval': splits[data_config.tfds_eval_split]}, Path(builder.data_dir),
+          f'TFDS {name}')
+
+
+def _texts(source: Any, key: str, limit: int) -> list[str]:
+  n = len(source) if limit <= 0 else min(limit, len(source))
+  texts = []
+  for i in range(n):
+    value = source[i][key]
+    texts.append(value.decode('utf-8') if isinstance(value, bytes) else str(value))
+  return texts
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+  tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}.npz')
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
+
+
+def _load_or_pack(path: Path, texts: list[str], tok: tokenizers.Tokenizer,
+                  seq_len: int) -> dict[str, np.ndarray]:
+  if path.exists():
+    with np.load(path, allow_pickle=False) as f:
+      return {k: f[k] for k in f.files}
+  ids = tokenizer_lib.special_ids(tok)
+  encodings = tok.encode_batch(texts, add_special_tokens=False)
+  rows = packing.pack_documents([e.ids for e in encodings], seq_len,
+                                ids[tokenizer_lib.CLS], ids[tokenizer_lib.SEP],
+                                ids[tokenizer_lib.PAD])
+  _atomic_savez(path, rows)
+  return rows
+
+
+def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
+  """Prepares (or loads from cache) the tokenizer and packed rows for both splits."""
+  cache_dir = data_config.cache_dir or default_cache_dir()
+  try:
+    os.makedirs(cache_dir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f'cannot create data cache {cache_dir!r} ({e.strerror}): set '
+                    '--config.data.cache_dir or $BIGMODELS_CACHE to a writable folder') from None
+  if data_config.tfds_name:
+    sources, prepared_dir, description = _catalog_documents(data_config, cache_dir)
+  else:
+    sources, prepared_dir, description = _local_documents(data_config, cache_dir)
+  key, limit = data_config.text_key, data_config.max_documents
+  train_texts = None
+
+  tok_path = prepared_dir / f'tokenizer-wordpiece-{vocab_size}.json'
+  if not tok_path.exists():
+    train_texts = _texts(sources['train'], key, limit)
+  tok = tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size)
+  if tok.get_vocab_size() < vocab_size:
+    logging.warning('tokenizer has %d tokens, fewer than model.vocab_size=%d (small corpus); '
+                    'the extra embedding rows stay unused', tok.get_vocab_size(), vocab_size)
+  seq_len = data_config.seq_len
+  rows = {}
+  for split in ('train', 'eval'):
+    path = prepared_dir / f'packed-{vocab_size}-{seq_len}-{split}.npz'
+    texts = []
+    if not path.exists():
+      texts = train_texts if split == 'train' and train_texts is not None else _texts(
+          sources[split], key, limit)
+    rows[split] = _load_or_pack(path, texts, tok, seq_len)
+  return TextData(rows['train'], rows['eval'], tok, prepared_dir, description)

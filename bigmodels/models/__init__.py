@@ -1,0 +1,1 @@
+"""Flax linen modules. Models know nothing of data, tasks or training."""

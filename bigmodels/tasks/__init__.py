@@ -1,0 +1,21 @@
+"""Task families. `get_task(config)` returns the Task named by `config.task`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bigmodels.errors import UserError
+from bigmodels.tasks.base import Task
+
+
+def _registry() -> dict[str, type[Task]]:
+  from bigmodels.tasks.mlm import MaskedLMTask
+  return {'mlm': MaskedLMTask}
+
+
+def get_task(config: Any) -> Task:
+  """Instantiates the task named by config.task."""
+  registry = _registry()
+  if config.task not in registry:
+    raise UserError(f'unknown task {config.task!r}: choose one of {", ".join(registry)}')
+  return registry[config.task](config)

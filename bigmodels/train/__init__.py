@@ -1,0 +1,1 @@
+"""The one training loop: state, sharded step functions, checkpointing and logging."""

@@ -1,0 +1,258 @@
+"""The one training loop: setup, resume, jitted steps, periodic eval, logging, checkpoints.
+
+Resume order: the workdir's latest checkpoint, else a fresh init. The state's RNG is derived
+from (seed, step) and the data iterator position is checkpointed, so re-running the same command
+continues exactly where the run stopped (bit-identical on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from bigmodels.errors import UserError
+from bigmodels.tasks import get_task
+from bigmodels.tasks.base import Batch, Task
+from bigmodels.train import mesh as mesh_lib
+from bigmodels.train import reporting
+from bigmodels.train.checkpoint import Checkpointer
+from bigmodels.train.optimizer import make_optimizer
+from bigmodels.train.state import TrainState, create_state
+from bigmodels.train.steps import make_eval_step, make_train_step
+
+
+class TrainingDiverged(UserError):
+  """A loss or gradient became NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything the loop (and the benchmark) needs, built once from the config."""
+
+  task: Task
+  mesh: jax.sharding.Mesh
+  batch_sharding: jax.sharding.NamedSharding
+  state_shardings: Any
+  abstract_state: Any
+  train_step: Any
+  eval_step: Any
+  model: Any
+
+
+def check_batch_layout(config: Any, mesh: jax.sharding.Mesh) -> None:
+  """The global batch must split evenly over processes and over the mesh's batch axes."""
+  spec = mesh_lib.batch_sharding(mesh, config.mesh).spec[0]
+  axes = spec if isinstance(spec, tuple) else (spec,) if spec else ()
+  shards = math.prod(mesh.shape[a] for a in axes)
+  if config.batch_size <= 0 or config.batch_size % shards:
+    raise UserError(f'batch_size={config.batch_size} is not divisible by the {shards} batch '
+                    f'shards of mesh {dict(mesh.shape)}: use a multiple of {shards}')
+  if config.batch_size % jax.process_count():
+    raise UserError(f'batch_size={config.batch_size} is not divisible by the '
+                    f'{jax.process_count()} processes')
+
+
+def build(config: Any, task: Task | None = None, initialize: bool = True
+          ) -> tuple[Setup, TrainState | None]:
+  """Builds mesh, model, optimizer, shardings, jitted steps and (optionally) a fresh state."""
+  task = task or get_task(config)
+  mesh = mesh_lib.make_mesh(config.mesh)
+  check_batch_layout(config, mesh)
+  rules = mesh_lib.logical_rules(config.mesh)
+  model = task.build_model()
+  tx, schedule = make_optimizer(config.optimizer, config.total_steps)
+  state, abstract, shardings = create_state(task, model, tx, mesh, config.mesh, config.seed,
+                                            config.batch_size, initialize=initialize)
+  batch_sharding = mesh_lib.batch_sharding(mesh, config.mesh)
+  replicated = mesh_lib.replicated(mesh)
+  train_step = jax.jit(make_train_step(task, model, tx, schedule, config.seed, rules),
+                       in_shardings=(shardings, batch_sharding),
+                       out_shardings=(shardings, replicated), donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(task, model, rules),
+                      in_shardings=(shardings, batch_sharding), out_shardings=replicated)
+  return Setup(task, mesh, batch_sharding, shardings, abstract, train_step, eval_step,
+               model), state
+
+
+def to_global(batch: Batch, sharding: jax.sharding.NamedSharding) -> dict[str, jax.Array]:
+  """Assembles per-process numpy batches into global arrays sharded over the mesh."""
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in batch.items()}
+
+
+def evaluate(setup: Setup, state: TrainState, batches: list[Batch]) -> dict[str, float]:
+  """Runs the eval step over all eval batches and returns the task's summarized metrics."""
+  totals = None
+  for batch in batches:
+    sums = setup.eval_step(state, to_global(batch, setup.batch_sharding))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  if totals is None:
+    raise UserError('the eval split is empty: add documents or lower data.heldout_percent')
+  return setup.task.summarize({k: float(v) for k, v in jax.device_get(totals).items()})
+
+
+class _TrainWindow:
+  """Accumulates step metrics on the host between reports; checks they are finite."""
+
+  def __init__(self):
+    self.pending: list[tuple[int, dict]] = []
+    self.sums: dict[str, float] = {}
+    self.stats: dict[str, float] = {}
+    self.steps = 0
+
+  def add(self, step: int, metrics: dict) -> None:
+    self.pending.append((step, metrics))
+
+  def flush(self) -> None:
+    """Fetches pending device metrics; raises TrainingDiverged on the first non-finite one."""
+    fetched = jax.device_get([m for _, m in self.pending])
+    for (step, _), metrics in zip(self.pending, fetched):
+      for key in ('stats/train_loss', 'stats/grad_norm'):
+        if not math.isfinite(float(metrics[key])):
+          raise TrainingDiverged(
+              f'{key.split("/")[1]} became {float(metrics[key])} at step {step}: the last good '
+              'checkpoint is kept; lower optimizer.learning_rate, raise warmup_steps or '
+              'enable grad clipping, then re-run')
+      for key, value in metrics.items():
+        group, name = key.split('/', 1)
+        target = self.sums if group == 'sums' else self.stats
+        target[name] = target.get(name, 0.0) + float(value)
+      self.steps += 1
+    self.pending = []
+
+  def report(self, task: Task) -> dict[str, float]:
+    """Summarized metrics for the window, then a fresh window."""
+    self.flush()
+    out = task.summarize(self.sums)
+    out.update({k: v / max(self.steps, 1) for k, v in self.stats.items() if k != 'train_loss'})
+    self.sums, self.stats, self.steps = {}, {}, 0
+    return out
+
+
+def _prepare_workdir(workdir: Path) -> None:
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / f'.write-test-{os.getpid()}'
+    probe.write_text('ok')
+    probe.unlink()
+  except OSError as e:
+    raise UserError(f'workdir {str(workdir)!r} is not writable ({e.strerror}): choose another '
+                    '--workdir') from None
+
+
+def _prepare_data(task: Task):
+  """Process 0 prepares shared caches first; the others then load them."""
+  index, count = jax.process_index(), jax.process_count()
+  if count > 1 and index != 0:
+    multihost_utils.sync_global_devices('bigmodels:data-prepared')
+  data = task.prepare_data(index, count)
+  if count > 1 and index == 0:
+    multihost_utils.sync_global_devices('bigmodels:data-prepared')
+  return data
+
+
+def _format_metrics(metrics: dict[str, float], keys: tuple[str, ...]) -> str:
+  return ' | '.join(f'{k} {metrics[k]:.4f}' for k in keys if k in metrics)
+
+
+def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, float]:
+  """Trains config.total_steps steps (resuming from workdir) and returns final eval metrics."""
+  started = time.perf_counter()
+  workdir = Path(workdir)
+  is_main = jax.process_index() == 0
+  if is_main:
+    _prepare_workdir(workdir)
+  task = get_task(config)
+  writer = reporting.MetricWriter(workdir, enabled=is_main)
+  try:
+    return _run(config, workdir, task, writer, started)
+  finally:
+    writer.close()
+
+
+def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
+         started: float) -> dict[str, float]:
+  total = config.total_steps
+  is_main = jax.process_index() == 0
+  if total <= 0:
+    raise UserError(f'total_steps={total} must be positive')
+  ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.keep_checkpoints)
+  latest = ckpt.latest_step()
+  setup, state = build(config, task, initialize=latest is None)
+  data = _prepare_data(task)
+  writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
+  writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
+               f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
+  train_iter = iter(data.train)
+  if latest is None:
+    writer.print(f'starting from scratch in {workdir}')
+  else:
+    state, data_state = ckpt.restore(latest, setup.abstract_state)
+    train_iter.set_state(data_state)
+    writer.print(f'resuming from checkpoint at step {latest} in {workdir}')
+  if is_main:
+    reporting.write_json_atomic(workdir / 'config.json', json.loads(config.to_json_best_effort()))
+  n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
+  writer.print(f'model: {type(setup.model).__name__} with {n_params / 1e6:.2f}M parameters')
+
+  start = int(jax.device_get(state.step))
+  tokens = task.tokens_per_example()
+  items_per_step = config.batch_size * (tokens or 1)
+  unit = 'tok/s' if tokens else 'ex/s'
+  window, meter = _TrainWindow(), reporting.Throughput(start, total)
+  batches = _device_batches(train_iter, setup.batch_sharding)
+  metrics_keys = task.display_metrics
+  throughput_key = 'tokens_per_s' if tokens else 'examples_per_s'
+  eval_metrics: dict[str, float] = {}
+  last_saved = latest
+  with setup.mesh:
+    next_batch = next(batches) if start < total else None
+    for step in range(start, total):
+      batch, data_state = next_batch
+      state, metrics = setup.train_step(state, batch)
+      window.add(step, metrics)
+      done = step + 1
+      if done < total:
+        next_batch = next(batches)  # Host works on the next batch while the device computes.
+      if done % config.log_every == 0 or done == total:
+        row = window.report(task)
+        rate = meter.update(done)
+        row.update({'steps_per_s': rate, throughput_key: rate * items_per_step})
+        writer.write(done, 'train', row)
+        writer.print(f'step {done:>{len(str(total))}}/{total} | '
+                     f'{_format_metrics(row, metrics_keys)} | '
+                     f'{rate * items_per_step / 1e3:.1f}k {unit} | {rate:.2f} steps/s | '
+                     f'ETA {meter.eta(done)}')
+      if done % config.eval_every == 0 or done == total:
+        eval_metrics = evaluate(setup, state, data.eval)
+        writer.write(done, 'eval', eval_metrics)
+        writer.print(f'eval @ {done} | {_format_metrics(eval_metrics, metrics_keys)}')
+      if done % config.checkpoint_every == 0 or done == total:
+        window.flush()  # Never save a state produced from a non-finite step.
+        ckpt.save(done, state, data_state)
+        last_saved = done
+    if start >= total:
+      eval_metrics = evaluate(setup, state, data.eval)
+      writer.print(f'already trained to step {start}/{total}; eval: '
+                   f'{_format_metrics(eval_metrics, metrics_keys)}')
+  ckpt.close()
+  writer.print(f'done: {total} steps, last checkpoint at step {last_saved}, '
+               f'{reporting.format_duration(time.perf_counter() - started)} wall time')
+  return eval_metrics
+
+
+def _device_batches(iterator: Any, sharding: jax.sharding.NamedSharding):
+  """Yields (global device batch, iterator state after it) from a grain iterator."""
+  while True:
+    batch = next(iterator)
+    yield to_global(batch, sharding), iterator.get_state()

@@ -1,0 +1,56 @@
+"""Device mesh and logical-axis sharding rules, both from the `mesh` config."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from bigmodels.errors import UserError
+
+
+def make_mesh(mesh_config: Any, devices: list | None = None) -> Mesh:
+  """Builds a Mesh with axes `mesh.axes` and sizes `mesh.shape` (one -1 = all remaining)."""
+  devices = devices if devices is not None else jax.devices()
+  axes, shape = tuple(mesh_config.axes), list(mesh_config.shape)
+  if len(axes) != len(shape):
+    raise UserError(f'mesh.axes {axes} and mesh.shape {tuple(shape)} differ in length')
+  if shape.count(-1) > 1:
+    raise UserError(f'mesh.shape {tuple(shape)} may hold at most one -1')
+  known = math.prod(s for s in shape if s != -1)
+  if known <= 0 or len(devices) % known:
+    raise UserError(f'mesh.shape {tuple(shape)} does not fit {len(devices)} devices: make the '
+                    f'product of its sizes divide {len(devices)}')
+  shape = [len(devices) // known if s == -1 else s for s in shape]
+  if math.prod(shape) != len(devices):
+    raise UserError(f'mesh.shape {tuple(shape)} uses {math.prod(shape)} devices but '
+                    f'{len(devices)} are present: adjust mesh.shape (use -1 for one axis)')
+  device_grid = np.asarray(devices).reshape(shape)
+  return Mesh(device_grid, axes)
+
+
+def logical_rules(mesh_config: Any) -> tuple[tuple[str, Any], ...]:
+  """The logical-name -> mesh-axis rules, as flax expects them."""
+  return tuple((name, tuple(axes) if isinstance(axes, list) else axes)
+               for name, axes in mesh_config.rules)
+
+
+def batch_sharding(mesh: Mesh, mesh_config: Any) -> NamedSharding:
+  """Sharding of batch arrays: leading axis over the mesh axes the 'batch' rule names."""
+  spec = nn.logical_to_mesh_axes(('batch',), logical_rules(mesh_config))
+  return NamedSharding(mesh, spec)
+
+
+def tree_shardings(mesh: Mesh, mesh_config: Any, boxed_abstract: Any) -> Any:
+  """NamedShardings for a tree whose leaves may be boxed with logical axis names."""
+  specs = nn.get_partition_spec(boxed_abstract)
+  return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(mesh_config))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """A sharding that places a full copy on every device."""
+  return NamedSharding(mesh, PartitionSpec())

@@ -1,0 +1,95 @@
+"""Run outputs: DIR/metrics.jsonl, TensorBoard event files and console progress lines."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def format_duration(seconds: float) -> str:
+  """'1h02m', '3m05s' or '12s'."""
+  seconds = int(max(seconds, 0))
+  hours, rest = divmod(seconds, 3600)
+  minutes, secs = divmod(rest, 60)
+  if hours:
+    return f'{hours}h{minutes:02d}m'
+  if minutes:
+    return f'{minutes}m{secs:02d}s'
+  return f'{secs}s'
+
+
+def _finite(value: float) -> float | None:
+  return value if math.isfinite(value) else None
+
+
+class MetricWriter:
+  """Appends metric rows to metrics.jsonl and TensorBoard; only process 0 writes files."""
+
+  def __init__(self, workdir: str | Path, enabled: bool = True, stream: TextIO = sys.stdout):
+    self.enabled = enabled
+    self.stream = stream
+    self._jsonl = None
+    self._tb = None
+    if enabled:
+      self._jsonl = open(Path(workdir) / 'metrics.jsonl', 'a', encoding='utf-8')
+      from tensorboardX import SummaryWriter  # Lazy: only process 0 needs it.
+      self._tb = SummaryWriter(logdir=str(workdir), flush_secs=30)
+
+  def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+    """One row: {"step", "split", **metrics}; non-finite values are written as null."""
+    if not self.enabled:
+      return
+    row = {'step': int(step), 'split': split}
+    row.update({k: _finite(float(v)) for k, v in metrics.items()})
+    self._jsonl.write(json.dumps(row) + '\n')
+    self._jsonl.flush()
+    for key, value in metrics.items():
+      self._tb.add_scalar(f'{split}/{key}', float(value), int(step))
+
+  def print(self, line: str) -> None:
+    """A console line (process 0 only)."""
+    if self.enabled:
+      print(line, file=self.stream, flush=True)
+
+  def close(self) -> None:
+    """Flushes and closes the files."""
+    if self._jsonl:
+      self._jsonl.close()
+      self._tb.close()
+      self._jsonl = self._tb = None
+
+
+class Throughput:
+  """Steps/s and items/s since the last report, and the ETA for the remaining steps."""
+
+  def __init__(self, start_step: int, total_steps: int):
+    self.total_steps = total_steps
+    self._last_step, self._last_time = start_step, time.perf_counter()
+    self.rate = 0.0
+
+  def update(self, step: int) -> float:
+    """Records reaching `step`; returns steps/s over the interval since the last call."""
+    now = time.perf_counter()
+    if step > self._last_step:
+      self.rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    self._last_step, self._last_time = step, now
+    return self.rate
+
+  def eta(self, step: int) -> str:
+    """Remaining time at the current rate."""
+    if self.rate <= 0:
+      return '?'
+    return format_duration((self.total_steps - step) / self.rate)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+  """Writes JSON to a temporary file and renames it over `path`."""
+  path = Path(path)
+  tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n', encoding='utf-8')
+  os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Entry points: main (train/eval), benchmark."""

@@ -1,0 +1,65 @@
+"""Shared command-line plumbing: config flag, one-line errors, optional multi-host init."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+from bigmodels.errors import UserError
+
+CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file, optionally with an argument: configs/NAME.py[:ARG]. '
+    'Override keys with --config.KEY=VALUE.', lock_config=True)
+VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
+DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False, 'Call jax.distributed.initialize() first (multi-host runs; the '
+    'coordinator comes from the cluster environment).')
+
+
+def fail(message: str, code: int = 2) -> None:
+  """Prints a one-line error to stderr and exits with `code`."""
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  try:
+    rest = flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e).replace('\n', ' '))
+  except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
+    # Raised while loading the config file or applying --config.* overrides.
+    fail(f'bad --config: {str(e).strip() or type(e).__name__}'.replace('\n', ' '))
+  if CONFIG.value is None:
+    fail('--config is required, e.g. --config=configs/mlm.py')
+  return rest
+
+
+def run(main: Callable[[], None]) -> None:
+  """Runs `main` under absl; user errors become one line and exit code 2 (traceback with
+  --verbose), a KeyboardInterrupt exit code 130."""
+
+  def wrapped(argv: list[str]) -> None:
+    if len(argv) > 1:
+      fail(f'unexpected arguments {argv[1:]}: use --flag=value forms')
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    if not VERBOSE.value:  # Library chatter (backend probing, TFDS, orbax) only with --verbose.
+      absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+      if DISTRIBUTED.value:
+        import jax
+        jax.distributed.initialize()
+      main()
+    except UserError as e:
+      if VERBOSE.value:
+        raise
+      fail(str(e).replace('\n', ' '))
+    except KeyboardInterrupt:
+      fail('interrupted', code=130)
+
+  app.run(wrapped, flags_parser=_parse_flags)
