@@ -21,14 +21,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = base.parse_arg(arg, {'size': 'tiny'})
   config = base.base_config()
   config.task = 'mlm'
-  config.total_steps = 2000
-  config.batch_size = 128
+  config.total_steps = 2500
+  config.batch_size = 64
   config.log_every = 50
   config.eval_every = 500
   config.checkpoint_every = 500
 
-  config.optimizer.learning_rate = 2e-3
-  config.optimizer.warmup_steps = 200
+  config.optimizer.learning_rate = 4e-3
+  config.optimizer.warmup_steps = 250
   config.optimizer.b2 = 0.98
   config.optimizer.weight_decay = 0.01
 

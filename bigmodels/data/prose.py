@@ -18,6 +18,7 @@ import docutils.core
 import docutils.nodes as nodes
 import docutils.utils
 from docutils.parsers.rst import Directive, directives, roles
+from docutils.parsers.rst.languages import en as rst_en
 
 from bigmodels.errors import UserError
 
@@ -93,7 +94,7 @@ _registered: set[str] = set()
 def _register_extensions(source: str) -> None:
   """Registers a harmless handler for every role and directive docutils does not know."""
   for name in set(_ROLE_RE.findall(source)) - _registered:
-    if name in roles._role_registry:
+    if name in roles._role_registry or name in rst_en.roles:
       continue
     roles.register_local_role(name, _generic_role)
     _registered.add(name)

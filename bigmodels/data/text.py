@@ -7,7 +7,7 @@ Sources, chosen by the data config:
   `python3-doc` package installs.
 
 Everything derived is cached under `data.cache_dir` beside the prepared TFDS data: the tokenizer
-(`tokenizer-wordpiece-V.json`) and the packed token rows (`packed-V-L-SPLIT.npz`). Each file is
+(`tokenizer-bpe-V.model`) and the packed token rows (`packed-V-L-SPLIT.npz`). Each file is
 written under a temporary name and renamed, so an interrupted preparation is never mistaken for a
 finished one.
 """
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tokenizers
 
 from bigmodels.data import packing, tokenizer as tokenizer_lib
 from bigmodels.errors import UserError
@@ -36,7 +35,7 @@ class TextData:
 
   train: dict[str, np.ndarray]
   eval: dict[str, np.ndarray]
-  tokenizer: tokenizers.Tokenizer
+  tokenizer: tokenizer_lib.Tokenizer
   prepared_dir: Path
   description: str
 
@@ -114,16 +113,14 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
   os.replace(tmp, path)
 
 
-def _load_or_pack(path: Path, texts: list[str], tok: tokenizers.Tokenizer,
+def _load_or_pack(path: Path, texts: list[str], tok: tokenizer_lib.Tokenizer,
                   seq_len: int) -> dict[str, np.ndarray]:
   if path.exists():
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
-  ids = tokenizer_lib.special_ids(tok)
-  encodings = tok.encode_batch(texts, add_special_tokens=False)
-  rows = packing.pack_documents([e.ids for e in encodings], seq_len,
-                                ids[tokenizer_lib.CLS], ids[tokenizer_lib.SEP],
-                                ids[tokenizer_lib.PAD])
+  special = {name: i for i, name in enumerate(tokenizer_lib.SPECIAL_TOKENS)}
+  rows = packing.pack_documents(tok.encode_batch(texts), seq_len, special[tokenizer_lib.CLS],
+                                special[tokenizer_lib.SEP], special[tokenizer_lib.PAD])
   _atomic_savez(path, rows)
   return rows
 
@@ -143,13 +140,13 @@ def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
   key, limit = data_config.text_key, data_config.max_documents
   train_texts = None
 
-  tok_path = prepared_dir / f'tokenizer-wordpiece-{vocab_size}.json'
+  tok_path = prepared_dir / f'tokenizer-bpe-{vocab_size}.model'
   if not tok_path.exists():
     train_texts = _texts(sources['train'], key, limit)
   tok = tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size)
-  if tok.get_vocab_size() < vocab_size:
+  if tok.vocab_size < vocab_size:
     logging.warning('tokenizer has %d tokens, fewer than model.vocab_size=%d (small corpus); '
-                    'the extra embedding rows stay unused', tok.get_vocab_size(), vocab_size)
+                    'the extra embedding rows stay unused', tok.vocab_size, vocab_size)
   seq_len = data_config.seq_len
   rows = {}
   for split in ('train', 'eval'):

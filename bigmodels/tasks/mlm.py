@@ -78,7 +78,7 @@ class MaskedLMTask(Task):
     n_train, n_eval = len(data.train['tokens']), len(data.eval['tokens'])
     description = (f'{data.description}: {n_train} train rows, {n_eval} held-out rows of '
                    f'{c.data.seq_len} tokens ({n_train * c.data.seq_len / 1e6:.2f}M train '
-                   f'tokens), vocab {data.tokenizer.get_vocab_size()}, cache {data.prepared_dir}')
+                   f'tokens), vocab {data.tokenizer.vocab_size}, cache {data.prepared_dir}')
     return TaskData(train=train, eval=evals, description=description)
 
   def build_model(self) -> nn.Module:

@@ -165,8 +165,13 @@ def _format_metrics(metrics: dict[str, float], keys: tuple[str, ...]) -> str:
   return ' | '.join(f'{k} {metrics[k]:.4f}' for k in keys if k in metrics)
 
 
-def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, float]:
-  """Trains config.total_steps steps (resuming from workdir) and returns final eval metrics."""
+def train_and_evaluate(config: Any, workdir: str | os.PathLike,
+                       stop_at: int | None = None) -> dict[str, float]:
+  """Trains to config.total_steps (resuming from workdir) and returns the last eval metrics.
+
+  `stop_at` ends the run early after that step with a checkpoint, as a preempted run would
+  (the schedule still spans total_steps); re-running continues from there.
+  """
   started = time.perf_counter()
   workdir = Path(workdir)
   is_main = jax.process_index() == 0
@@ -175,13 +180,13 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike) -> dict[str, flo
   task = get_task(config)
   writer = reporting.MetricWriter(workdir, enabled=is_main)
   try:
-    return _run(config, workdir, task, writer, started)
+    return _run(config, workdir, task, writer, started, stop_at)
   finally:
     writer.close()
 
 
 def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
-         started: float) -> dict[str, float]:
+         started: float, stop_at: int | None) -> dict[str, float]:
   total = config.total_steps
   is_main = jax.process_index() == 0
   if total <= 0:
@@ -237,10 +242,15 @@ def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
         eval_metrics = evaluate(setup, state, data.eval)
         writer.write(done, 'eval', eval_metrics)
         writer.print(f'eval @ {done} | {_format_metrics(eval_metrics, metrics_keys)}')
-      if done % config.checkpoint_every == 0 or done == total:
+      stopping = stop_at is not None and done >= stop_at
+      if done % config.checkpoint_every == 0 or done == total or stopping:
         window.flush()  # Never save a state produced from a non-finite step.
         ckpt.save(done, state, data_state)
         last_saved = done
+      if stopping:
+        ckpt.close()
+        writer.print(f'stopped at step {done}/{total}; re-run the same command to resume')
+        return eval_metrics
     if start >= total:
       eval_metrics = evaluate(setup, state, data.eval)
       writer.print(f'already trained to step {start}/{total}; eval: '

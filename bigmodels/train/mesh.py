@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -11,6 +12,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bigmodels.errors import UserError
+
+# `with mesh:` is how flax's logical partitioning finds the mesh in this flax version;
+# jax.set_mesh (its suggested replacement) breaks flax's boxed-parameter init here.
+warnings.filterwarnings('ignore', message='.*`with mesh:` context manager has been deprecated')
 
 
 def make_mesh(mesh_config: Any, devices: list | None = None) -> Mesh:

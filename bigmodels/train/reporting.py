@@ -30,7 +30,7 @@ def _finite(value: float) -> float | None:
 class MetricWriter:
   """Appends metric rows to metrics.jsonl and TensorBoard; only process 0 writes files."""
 
-  def __init__(self, workdir: str | Path, enabled: bool = True, stream: TextIO = sys.stdout):
+  def __init__(self, workdir: str | Path, enabled: bool = True, stream: TextIO | None = None):
     self.enabled = enabled
     self.stream = stream
     self._jsonl = None
@@ -54,7 +54,7 @@ class MetricWriter:
   def print(self, line: str) -> None:
     """A console line (process 0 only)."""
     if self.enabled:
-      print(line, file=self.stream, flush=True)
+      print(line, file=self.stream or sys.stdout, flush=True)
 
   def close(self) -> None:
     """Flushes and closes the files."""

@@ -1,0 +1,117 @@
+"""Time the compiled train step at steady state on synthetic batches of the config's shape.
+
+  python -m experiments.benchmark --config=configs/mlm.py:size=mini --config.batch_size=32 \
+      --config.data.seq_len=128 --config.model.vocab_size=30522
+
+Prints one JSON line: tokens_per_s (or examples_per_s), step_ms (median over windows, after
+warm-up), peak_mem_mb, mfu (XLA's FLOP count of the step / time / the device's peak bf16 FLOP/s;
+null on CPU), devices, backend, plus compile_s and host_batch_ms (time to make and mask one
+host batch, the input pipeline's per-step work).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+from typing import Any
+
+from absl import flags
+
+from experiments import cli
+
+WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed steps after compilation.')
+WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows; the median window is reported.')
+STEPS = flags.DEFINE_integer('steps_per_window', 10, 'Steps in each timed window.')
+
+# Dense bf16 peak FLOP/s per device, by jax device_kind substring.
+PEAK_FLOPS = {'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L4': 121e12, 'A10G': 125e12,
+              'V100': 125e12, 'TPU v4': 275e12, 'TPU v5 lite': 197e12, 'TPU v5': 459e12,
+              'TPU v6': 918e12}
+
+
+def peak_flops(device: Any) -> float | None:
+  """The device's peak dense bf16 FLOP/s, or None if unknown (e.g. CPU)."""
+  if device.platform == 'cpu':
+    return None
+  for name, flops in PEAK_FLOPS.items():
+    if name in device.device_kind:
+      return flops
+  return None
+
+
+def step_flops(compiled: Any) -> float | None:
+  """FLOPs of one step from XLA's cost analysis (summed over devices), if available."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # Some backends do not implement it.
+    return None
+  if isinstance(analysis, list):
+    analysis = analysis[0] if analysis else {}
+  flops = (analysis or {}).get('flops')
+  return float(flops) if flops and flops > 0 else None
+
+
+def peak_memory_mb(devices: list) -> tuple[float, str]:
+  """Peak device memory if the backend reports it, else this process's peak RSS."""
+  stats = [d.memory_stats() or {} for d in devices]
+  peaks = [s.get('peak_bytes_in_use', 0) for s in stats]
+  if any(peaks):
+    return max(peaks) / 2**20, 'device'
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'host_rss'
+
+
+def run_benchmark(config: Any, warmup: int, windows: int, steps: int) -> dict[str, Any]:
+  """Builds the real training setup and times its train step; returns the result row."""
+  import jax
+  import numpy as np
+  from bigmodels.train import loop
+
+  setup, state = loop.build(config)
+  task = setup.task
+  rng = np.random.default_rng(config.seed)
+  local = config.batch_size // jax.process_count()
+  started = time.perf_counter()
+  host_batch = task.synthetic_batch(local, rng)
+  host_batch_ms = (time.perf_counter() - started) * 1e3
+  batch = loop.to_global(host_batch, setup.batch_sharding)
+  with setup.mesh:
+    started = time.perf_counter()
+    compiled = setup.train_step.lower(state, batch).compile()
+    compile_s = time.perf_counter() - started
+    for _ in range(warmup):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times = []
+    for _ in range(windows):
+      started = time.perf_counter()
+      for _ in range(steps):
+        state, metrics = compiled(state, batch)
+      jax.block_until_ready((state, metrics))
+      times.append((time.perf_counter() - started) / steps)
+  step_s = statistics.median(times)
+  devices = jax.devices()
+  flops = step_flops(compiled)
+  peak = peak_flops(devices[0])
+  mfu = flops / step_s / (peak * len(devices)) if flops and peak else None
+  mem_mb, mem_kind = peak_memory_mb(jax.local_devices())
+  tokens = task.tokens_per_example()
+  row = {'tokens_per_s' if tokens else 'examples_per_s':
+             config.batch_size * (tokens or 1) / step_s,
+         'step_ms': step_s * 1e3, 'peak_mem_mb': mem_mb, 'peak_mem_kind': mem_kind,
+         'mfu': mfu, 'devices': len(devices), 'backend': jax.default_backend(),
+         'device_kind': devices[0].device_kind, 'batch_size': config.batch_size,
+         'compile_s': compile_s, 'host_batch_ms': host_batch_ms, 'step_gflops': (
+             flops / 1e9 if flops else None), 'windows_ms': [t * 1e3 for t in times]}
+  return row
+
+
+def main() -> None:
+  """Prints the benchmark's JSON line."""
+  row = run_benchmark(cli.CONFIG.value, WARMUP.value, WINDOWS.value, STEPS.value)
+  print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
+
+
+if __name__ == '__main__':
+  cli.run(main)
