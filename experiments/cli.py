@@ -27,15 +27,31 @@ def fail(message: str, code: int = 2) -> None:
   sys.exit(code)
 
 
+def _one_line(error: BaseException) -> str:
+  """The most specific line of an exception's message (config loaders nest several)."""
+  text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  if isinstance(error, KeyError) and lines:
+    return f'unknown key {lines[0]}' + (f' ({lines[-1]})' if len(lines) > 1 else '')
+  return lines[-1] if lines else type(error).__name__
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
   try:
     rest = flags.FLAGS(argv)
+    config = CONFIG.value  # Loads the config file and applies --config.* overrides.
+    if config is not None:
+      config.keys()  # A config file that failed to load raises here, not at parse time.
   except flags.Error as e:
-    fail(str(e).replace('\n', ' '))
+    fail(_one_line(e))
   except (ValueError, KeyError, TypeError, AttributeError, OSError) as e:
-    # Raised while loading the config file or applying --config.* overrides.
-    fail(f'bad --config: {str(e).strip() or type(e).__name__}'.replace('\n', ' '))
-  if CONFIG.value is None:
+    cause = e.__cause__ or e.__context__
+    if isinstance(e, OSError) and cause is not None:  # The loader wraps the real error.
+      e = cause
+    elif e.args and isinstance(e.args[0], BaseException):  # Overrides wrap a KeyError.
+      e = e.args[0]
+    fail(f'bad --config: {_one_line(e)}')
+  if config is None:
     fail('--config is required, e.g. --config=configs/mlm.py')
   return rest
 

@@ -77,7 +77,7 @@ def test_eight_devices_match_one_device(corpus_dir, cache_dir, tmp_path):
                     'checkpoint_every': 100})
   losses = {}
   for name, devices, shape in [('one', 1, [-1, 1, 1]), ('dp8', 8, [-1, 1, 1]),
-                               ('mixed', 8, [2, 2, 2])]:
+                               ('fsdp_tp', 8, [1, 4, 2]), ('dp_fsdp', 8, [2, 4, 1])]:
     cfg = dict(overrides, **{'mesh.shape': shape})
     result = run_module('tests.run_tiny', [str(tmp_path / name), json.dumps(cfg)], env={
         'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
@@ -88,5 +88,6 @@ def test_eight_devices_match_one_device(corpus_dir, cache_dir, tmp_path):
     losses[name] = out['losses']
   assert len(losses['one']) == 4
   np.testing.assert_allclose(losses['dp8'], losses['one'], rtol=0, atol=1e-5)
-  # FSDP + tensor parallel through the logical-axis rules: same numbers, no model change.
-  np.testing.assert_allclose(losses['mixed'], losses['one'], rtol=0, atol=1e-5)
+  # FSDP and tensor parallel through the logical-axis rules: same numbers, no model change.
+  np.testing.assert_allclose(losses['fsdp_tp'], losses['one'], rtol=0, atol=1e-5)
+  np.testing.assert_allclose(losses['dp_fsdp'], losses['one'], rtol=0, atol=1e-5)

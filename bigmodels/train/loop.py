@@ -185,78 +185,88 @@ def train_and_evaluate(config: Any, workdir: str | os.PathLike,
     writer.close()
 
 
+def _check_intervals(config: Any) -> None:
+  for key in ('total_steps', 'log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints'):
+    if config[key] <= 0:
+      raise UserError(f'{key}={config[key]} must be a positive number of steps')
+
+
 def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
          started: float, stop_at: int | None) -> dict[str, float]:
-  total = config.total_steps
-  is_main = jax.process_index() == 0
-  if total <= 0:
-    raise UserError(f'total_steps={total} must be positive')
+  _check_intervals(config)
   ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.keep_checkpoints)
-  latest = ckpt.latest_step()
-  setup, state = build(config, task, initialize=latest is None)
-  data = _prepare_data(task)
-  writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
-  writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
-               f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
-  train_iter = iter(data.train)
-  if latest is None:
-    writer.print(f'starting from scratch in {workdir}')
-  else:
-    state, data_state = ckpt.restore(latest, setup.abstract_state)
-    train_iter.set_state(data_state)
-    writer.print(f'resuming from checkpoint at step {latest} in {workdir}')
-  if is_main:
-    reporting.write_json_atomic(workdir / 'config.json', json.loads(config.to_json_best_effort()))
-  n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
-  writer.print(f'model: {type(setup.model).__name__} with {n_params / 1e6:.2f}M parameters')
+  try:
+    latest = ckpt.latest_step()
+    setup, state = build(config, task, initialize=latest is None)
+    data = _prepare_data(task)
+    writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
+    writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
+                 f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
+    train_iter = iter(data.train)
+    if latest is None:
+      writer.print(f'starting from scratch in {workdir}')
+    else:
+      state, data_state = ckpt.restore(latest, setup.abstract_state)
+      train_iter.set_state(data_state)
+      writer.print(f'resuming from checkpoint at step {latest} in {workdir}')
+    if writer.enabled:
+      reporting.write_json_atomic(workdir / 'config.json',
+                                  json.loads(config.to_json_best_effort()))
+    n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
+    writer.print(f'model: {type(setup.model).__name__} with {n_params / 1e6:.2f}M parameters')
+    with setup.mesh:
+      return _train_steps(config, setup, state, data, train_iter, ckpt, writer, started,
+                          stop_at)
+  finally:
+    ckpt.close()  # Lets a pending asynchronous save of a good state finish, even on errors.
 
+
+def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_iter: Any,
+                 ckpt: Checkpointer, writer: reporting.MetricWriter, started: float,
+                 stop_at: int | None) -> dict[str, float]:
+  """Runs the steps from state.step to total_steps with logging, evals and checkpoints."""
+  task, total = setup.task, config.total_steps
   start = int(jax.device_get(state.step))
   tokens = task.tokens_per_example()
   items_per_step = config.batch_size * (tokens or 1)
-  unit = 'tok/s' if tokens else 'ex/s'
+  unit, throughput_key = ('tok/s', 'tokens_per_s') if tokens else ('ex/s', 'examples_per_s')
+  keys = task.display_metrics
   window, meter = _TrainWindow(), reporting.Throughput(start, total)
   batches = _device_batches(train_iter, setup.batch_sharding)
-  metrics_keys = task.display_metrics
-  throughput_key = 'tokens_per_s' if tokens else 'examples_per_s'
   eval_metrics: dict[str, float] = {}
-  last_saved = latest
-  with setup.mesh:
-    next_batch = next(batches) if start < total else None
-    for step in range(start, total):
-      batch, data_state = next_batch
-      state, metrics = setup.train_step(state, batch)
-      window.add(step, metrics)
-      done = step + 1
-      if done < total:
-        next_batch = next(batches)  # Host works on the next batch while the device computes.
-      if done % config.log_every == 0 or done == total:
-        row = window.report(task)
-        rate = meter.update(done)
-        row.update({'steps_per_s': rate, throughput_key: rate * items_per_step})
-        writer.write(done, 'train', row)
-        writer.print(f'step {done:>{len(str(total))}}/{total} | '
-                     f'{_format_metrics(row, metrics_keys)} | '
-                     f'{rate * items_per_step / 1e3:.1f}k {unit} | {rate:.2f} steps/s | '
-                     f'ETA {meter.eta(done)}')
-      if done % config.eval_every == 0 or done == total:
-        eval_metrics = evaluate(setup, state, data.eval)
-        writer.write(done, 'eval', eval_metrics)
-        writer.print(f'eval @ {done} | {_format_metrics(eval_metrics, metrics_keys)}')
-      stopping = stop_at is not None and done >= stop_at
-      if done % config.checkpoint_every == 0 or done == total or stopping:
-        window.flush()  # Never save a state produced from a non-finite step.
-        ckpt.save(done, state, data_state)
-        last_saved = done
-      if stopping:
-        ckpt.close()
-        writer.print(f'stopped at step {done}/{total}; re-run the same command to resume')
-        return eval_metrics
-    if start >= total:
+  if start >= total:
+    eval_metrics = evaluate(setup, state, data.eval)
+    writer.print(f'already trained to step {start}/{total}; eval: '
+                 f'{_format_metrics(eval_metrics, keys)}')
+    return eval_metrics
+  next_batch = next(batches)
+  for step in range(start, total):
+    batch, data_state = next_batch
+    state, metrics = setup.train_step(state, batch)
+    window.add(step, metrics)
+    done = step + 1
+    if done < total:
+      next_batch = next(batches)  # The host makes the next batch while the device computes.
+    if done % config.log_every == 0 or done == total:
+      row = window.report(task)
+      rate = meter.update(done)
+      row.update({'steps_per_s': rate, throughput_key: rate * items_per_step})
+      writer.write(done, 'train', row)
+      writer.print(f'step {done:>{len(str(total))}}/{total} | {_format_metrics(row, keys)} | '
+                   f'{rate * items_per_step / 1e3:.1f}k {unit} | {rate:.2f} steps/s | '
+                   f'ETA {meter.eta(done)}')
+    if done % config.eval_every == 0 or done == total:
       eval_metrics = evaluate(setup, state, data.eval)
-      writer.print(f'already trained to step {start}/{total}; eval: '
-                   f'{_format_metrics(eval_metrics, metrics_keys)}')
-  ckpt.close()
-  writer.print(f'done: {total} steps, last checkpoint at step {last_saved}, '
+      writer.write(done, 'eval', eval_metrics)
+      writer.print(f'eval @ {done} | {_format_metrics(eval_metrics, keys)}')
+    stopping = stop_at is not None and done >= stop_at
+    if done % config.checkpoint_every == 0 or done == total or stopping:
+      window.flush()  # Never save a state produced from a non-finite step.
+      ckpt.save(done, state, data_state)
+    if stopping:
+      writer.print(f'stopped at step {done}/{total}; re-run the same command to resume')
+      return eval_metrics
+  writer.print(f'done: {total} steps, checkpoint saved at step {total}, '
                f'{reporting.format_duration(time.perf_counter() - started)} wall time')
   return eval_metrics
 
