@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import grain
 import numpy as np
 
 Batch = dict[str, np.ndarray]
@@ -39,8 +38,9 @@ class ArraySource:
 def train_dataset(arrays: Mapping[str, np.ndarray], batch_size: int, seed: int,
                   transform: Transform | None = None, *, process_index: int = 0,
                   process_count: int = 1, num_threads: int = 2,
-                  prefetch: int = 4) -> grain.IterDataset:
-  """An endless stream of shuffled per-process batches with an optional seeded transform."""
+                  prefetch: int = 4) -> Any:
+  """An endless grain IterDataset of shuffled per-process batches, optionally transformed."""
+  import grain  # Imported here so that benchmarks and models need no input-pipeline packages.
   ds = grain.MapDataset.source(ArraySource(arrays))
   ds = ds[process_index::process_count]
   if len(ds) == 0:

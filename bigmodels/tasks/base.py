@@ -11,7 +11,6 @@ import dataclasses
 from typing import Any
 
 import flax.linen as nn
-import grain
 import jax
 import numpy as np
 
@@ -27,7 +26,7 @@ class TaskData:
   description: one line for the run log (source, sizes).
   """
 
-  train: grain.IterDataset
+  train: Any  # a grain.IterDataset
   eval: list[Batch]
   description: str
 
@@ -69,6 +68,11 @@ class Task(abc.ABC):
   @abc.abstractmethod
   def summarize(self, sums: dict[str, float]) -> dict[str, float]:
     """Reported metrics (always including 'loss') from summed metric totals."""
+
+  def train_flops_per_example(self, model: nn.Module) -> float | None:
+    """Analytic FLOPs of one training example (forward + backward = 3x forward matmuls), for
+    MFU; None if the task does not define them."""
+    return None
 
   def tokens_per_example(self) -> int | None:
     """Tokens in one example, for tokens/s; None for non-sequence tasks (examples/s)."""

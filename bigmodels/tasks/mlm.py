@@ -116,6 +116,15 @@ class MaskedLMTask(Task):
     return {'loss': loss, 'mlm_accuracy': sums['correct'] / weight,
             'perplexity': math.exp(min(loss, 50.0))}
 
+  def train_flops_per_example(self, model: nn.Module) -> float:
+    """3 x forward matmul FLOPs: encoder layers and attention at every position, the MLM head
+    (dense + tied vocabulary projection) only at the prediction slots."""
+    t, k = self.config.data.seq_len, self.max_predictions
+    h, f, v, layers = model.hidden_size, model.mlp_dim, model.vocab_size, model.num_layers
+    per_token = layers * (2 * (4 * h * h + 2 * h * f) + 4 * t * h)
+    head = 2 * h * h + 2 * h * v
+    return 3.0 * (t * per_token + k * head)
+
   def tokens_per_example(self) -> int:
     return self.config.data.seq_len
 
