@@ -6,3 +6,9 @@ class UserError(Exception):
 
   Entry points print it as one line and exit non-zero without a traceback.
   """
+
+
+class RunInterrupted(Exception):
+  """A run stopped by SIGTERM/SIGINT after saving a checkpoint; re-running resumes it."""
+
+  exit_code = 75  # EX_TEMPFAIL: a temporary failure, try again.

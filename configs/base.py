@@ -30,6 +30,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_steps = 0  # Eval batches per evaluation; 0 = the whole eval split.
   config.checkpoint_every = 500
   config.keep_checkpoints = 3
+  # Non-finite loss/gradient: 0 stops the run at once (keeping the last good checkpoint);
+  # K > 0 skips up to K such steps, keeping the previous state.
+  config.skip_nonfinite_steps = 0
+  # Start over (moving unreadable checkpoints aside) when no checkpoint in the workdir reads.
+  config.allow_fresh_start = False
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adamw', learning_rate=1e-3, schedule='linear', warmup_steps=100,

@@ -68,7 +68,8 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int) -> dict[st
   import numpy as np
   from bigmodels.train import loop
 
-  setup, state = loop.build(config)
+  setup = loop.build(config)
+  state = setup.init_state()
   task = setup.task
   rng = np.random.default_rng(config.seed)
   local = config.batch_size // jax.process_count()

@@ -10,7 +10,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from bigmodels.errors import UserError
+from bigmodels.errors import RunInterrupted, UserError
 
 CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with an argument: configs/NAME.py[:ARG]. '
@@ -58,7 +58,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run(main: Callable[[], None]) -> None:
   """Runs `main` under absl; user errors become one line and exit code 2 (traceback with
-  --verbose), a KeyboardInterrupt exit code 130."""
+  --verbose); a run stopped by SIGTERM/SIGINT after saving exits with code 75."""
 
   def wrapped(argv: list[str]) -> None:
     if len(argv) > 1:
@@ -75,6 +75,9 @@ def run(main: Callable[[], None]) -> None:
       if VERBOSE.value:
         raise
       fail(str(e).replace('\n', ' '))
+    except RunInterrupted as e:
+      print(str(e), file=sys.stderr, flush=True)
+      sys.exit(RunInterrupted.exit_code)
     except KeyboardInterrupt:
       fail('interrupted', code=130)
 

@@ -2,11 +2,15 @@
 
 Orbax writes each step into a temporary folder and renames it when complete, so a run killed
 mid-save never leaves a checkpoint that looks finished. Saves are asynchronous: training goes
-on while the previous step's arrays are written.
+on while the previous step's arrays are written. Restoring tries the newest checkpoint first
+and falls back to older ones if it is unreadable.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,10 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=('state', 'data'))
 
+  def steps(self) -> list[int]:
+    """Steps of all complete checkpoints, oldest first."""
+    return sorted(self._manager.all_steps())
+
   def latest_step(self) -> int | None:
     """The newest complete checkpoint's step, or None."""
     return self._manager.latest_step()
@@ -37,15 +45,56 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores `step` into the shapes, dtypes and shardings of `abstract_state`."""
-    try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-    except (ValueError, KeyError) as e:
-      first = str(e).splitlines()[0] if str(e) else type(e).__name__
-      raise UserError(f'checkpoint {self.directory}/{step} does not match this config '
-                      f'({first[:300]}): use the config it was trained with or a new '
-                      '--workdir') from None
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     return restored.state, restored.data
+
+  def restore_newest_readable(self, abstract_state: Any, warn=logging.warning
+                              ) -> tuple[int, Any, dict] | None:
+    """Restores the newest checkpoint that reads cleanly, warning about each one skipped.
+
+    Returns (step, state, data_state), or None if there are no checkpoints. Raises UserError if
+    checkpoints exist but none is readable.
+    """
+    steps = self.steps()
+    unreadable = []
+    for step in reversed(steps):
+      try:
+        state, data_state = self.restore(step, abstract_state)
+      except Exception as e:  # Orbax/tensorstore raise many types for damaged files.
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        warn(f'checkpoint {self.directory / str(step)} is unreadable ({reason}); '
+             'trying the previous one')
+        unreadable.append(step)
+        continue
+      if unreadable:
+        moved = self._move_steps_aside(unreadable)
+        warn(f'resuming from older checkpoint at step {step}: the unreadable newer ones were '
+             f'moved to {moved}')
+      return step, state, data_state
+    if steps:
+      raise UserError(f'no readable checkpoint in {self.directory} (steps {steps}): re-run with '
+                      '--config.allow_fresh_start=True to move them aside and start over, or '
+                      'use a new --workdir')
+    return None
+
+  def _aside_path(self) -> Path:
+    return self.directory.with_name(f'{self.directory.name}.unreadable-{int(time.time())}')
+
+  def _move_steps_aside(self, steps: list[int]) -> Path:
+    target = self._aside_path()
+    target.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+      shutil.move(str(self.directory / str(step)), target / str(step))
+    self._manager.reload()
+    return target
+
+  def move_aside(self) -> Path:
+    """Renames the checkpoint folder to checkpoints.unreadable-TIME; returns the new path."""
+    target = self._aside_path()
+    self._manager.close()
+    shutil.move(str(self.directory), target)
+    return target
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are complete."""
@@ -55,4 +104,3 @@ class Checkpointer:
     """Finishes pending saves and releases resources."""
     self._manager.wait_until_finished()
     self._manager.close()
-

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from bigmodels.errors import UserError
+from bigmodels.errors import RunInterrupted, UserError
 from bigmodels.tasks import get_task
 from bigmodels.tasks.base import Batch, Task
 from bigmodels.train import mesh as mesh_lib
-from bigmodels.train import reporting
+from bigmodels.train import reporting, resume
 from bigmodels.train.checkpoint import Checkpointer
 from bigmodels.train.optimizer import make_optimizer
 from bigmodels.train.state import TrainState, create_state
@@ -47,6 +48,7 @@ class Setup:
   train_step: Any
   eval_step: Any
   model: Any
+  init_state: Any  # () -> a freshly initialised, sharded TrainState
 
 
 def check_batch_layout(config: Any, mesh: jax.sharding.Mesh) -> None:
@@ -62,26 +64,26 @@ def check_batch_layout(config: Any, mesh: jax.sharding.Mesh) -> None:
                     f'{jax.process_count()} processes')
 
 
-def build(config: Any, task: Task | None = None, initialize: bool = True
-          ) -> tuple[Setup, TrainState | None]:
-  """Builds mesh, model, optimizer, shardings, jitted steps and (optionally) a fresh state."""
+def build(config: Any, task: Task | None = None) -> Setup:
+  """Builds mesh, model, optimizer, state shardings and the jitted steps (no state yet)."""
   task = task or get_task(config)
   mesh = mesh_lib.make_mesh(config.mesh)
   check_batch_layout(config, mesh)
   rules = mesh_lib.logical_rules(config.mesh)
   model = task.build_model()
   tx, schedule = make_optimizer(config.optimizer, config.total_steps)
-  state, abstract, shardings = create_state(task, model, tx, mesh, config.mesh, config.seed,
-                                            config.batch_size, initialize=initialize)
+  abstract, shardings, init_state = create_state(task, model, tx, mesh, config.mesh,
+                                                 config.seed, config.batch_size)
   batch_sharding = mesh_lib.batch_sharding(mesh, config.mesh)
   replicated = mesh_lib.replicated(mesh)
-  train_step = jax.jit(make_train_step(task, model, tx, schedule, config.seed, rules),
+  train_step = jax.jit(make_train_step(task, model, tx, schedule, config.seed, rules,
+                                       skip_nonfinite=config.skip_nonfinite_steps > 0),
                        in_shardings=(shardings, batch_sharding),
                        out_shardings=(shardings, replicated), donate_argnums=0)
   eval_step = jax.jit(make_eval_step(task, model, rules),
                       in_shardings=(shardings, batch_sharding), out_shardings=replicated)
-  return Setup(task, mesh, batch_sharding, shardings, abstract, train_step, eval_step,
-               model), state
+  return Setup(task, mesh, batch_sharding, shardings, abstract, train_step, eval_step, model,
+               init_state)
 
 
 def to_global(batch: Batch, sharding: jax.sharding.NamedSharding) -> dict[str, jax.Array]:
@@ -102,38 +104,53 @@ def evaluate(setup: Setup, state: TrainState, batches: list[Batch]) -> dict[str,
 
 
 class _TrainWindow:
-  """Accumulates step metrics on the host between reports; checks they are finite."""
+  """Accumulates step metrics on the host between reports; checks they are finite.
 
-  def __init__(self):
+  With `max_skips` > 0 the train step has already kept the old state for a non-finite step;
+  such steps are left out of the averages and counted, and the run stops once more than
+  `max_skips` have occurred.
+  """
+
+  def __init__(self, max_skips: int = 0, warn=print):
     self.pending: list[tuple[int, dict]] = []
     self.sums: dict[str, float] = {}
     self.stats: dict[str, float] = {}
     self.steps = 0
+    self.skipped = 0
+    self.max_skips = max_skips
+    self.warn = warn
 
   def add(self, step: int, metrics: dict) -> None:
     self.pending.append((step, metrics))
 
   def flush(self) -> None:
-    """Fetches pending device metrics; raises TrainingDiverged on the first non-finite one."""
+    """Fetches pending device metrics; raises TrainingDiverged on a non-finite one."""
     fetched = jax.device_get([m for _, m in self.pending])
-    for (step, _), metrics in zip(self.pending, fetched):
-      for key in ('stats/train_loss', 'stats/grad_norm'):
-        if not math.isfinite(float(metrics[key])):
-          raise TrainingDiverged(
-              f'{key.split("/")[1]} became {float(metrics[key])} at step {step}: the last good '
-              'checkpoint is kept; lower optimizer.learning_rate, raise warmup_steps or '
-              'enable grad clipping, then re-run')
+    pending, self.pending = self.pending, []
+    for (step, _), metrics in zip(pending, fetched):
+      bad = [k for k in ('stats/train_loss', 'stats/grad_norm')
+             if not math.isfinite(float(metrics[k]))]
+      if bad:
+        name, value = bad[0].split('/')[1], float(metrics[bad[0]])
+        if self.skipped < self.max_skips:
+          self.skipped += 1
+          self.warn(f'warning: {name} was {value} at step {step}; the step was skipped '
+                    f'({self.skipped}/{self.max_skips} allowed skips used)')
+          continue
+        raise TrainingDiverged(
+            f'{name} became {value} at step {step}: stopped before saving it, the last good '
+            'checkpoint is kept; lower optimizer.learning_rate, raise optimizer.warmup_steps '
+            'or set skip_nonfinite_steps, then re-run')
       for key, value in metrics.items():
         group, name = key.split('/', 1)
         target = self.sums if group == 'sums' else self.stats
         target[name] = target.get(name, 0.0) + float(value)
       self.steps += 1
-    self.pending = []
 
   def report(self, task: Task) -> dict[str, float]:
     """Summarized metrics for the window, then a fresh window."""
     self.flush()
-    out = task.summarize(self.sums)
+    out = task.summarize(self.sums) if self.steps else {}
     out.update({k: v / max(self.steps, 1) for k, v in self.stats.items() if k != 'train_loss'})
     self.sums, self.stats, self.steps = {}, {}, 0
     return out
@@ -189,41 +206,65 @@ def _check_intervals(config: Any) -> None:
   for key in ('total_steps', 'log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints'):
     if config[key] <= 0:
       raise UserError(f'{key}={config[key]} must be a positive number of steps')
+  if config.skip_nonfinite_steps < 0:
+    raise UserError(f'skip_nonfinite_steps={config.skip_nonfinite_steps} must be >= 0')
+
+
+def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointer,
+                     writer: reporting.MetricWriter) -> tuple[TrainState, dict | None,
+                                                              Checkpointer]:
+  """Resume order: the newest readable checkpoint in the workdir, else a fresh init."""
+  if ckpt.steps():
+    resume.check_compatible(workdir / 'config.json', config)
+    try:
+      restored = ckpt.restore_newest_readable(setup.abstract_state, warn=writer.print)
+    except UserError:
+      if not config.allow_fresh_start:
+        raise
+      moved = ckpt.move_aside()
+      writer.print(f'allow_fresh_start: moved the unreadable checkpoints to {moved}; '
+                   'starting over')
+      ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.keep_checkpoints)
+      restored = None
+    if restored is not None:
+      step, state, data_state = restored
+      if writer.enabled:
+        resume.rewind_metrics(workdir / 'metrics.jsonl', step)
+      writer.print(f'resuming from checkpoint at step {step} in {workdir}')
+      return state, data_state, ckpt
+  writer.print(f'starting from scratch in {workdir}')
+  return setup.init_state(), None, ckpt
 
 
 def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
          started: float, stop_at: int | None) -> dict[str, float]:
   _check_intervals(config)
+  setup = build(config, task)
+  data = _prepare_data(task)
+  writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
+  writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
+               f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
   ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.keep_checkpoints)
   try:
-    latest = ckpt.latest_step()
-    setup, state = build(config, task, initialize=latest is None)
-    data = _prepare_data(task)
-    writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
-    writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
-                 f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
+    state, data_state, ckpt = _restore_or_init(config, workdir, setup, ckpt, writer)
     train_iter = iter(data.train)
-    if latest is None:
-      writer.print(f'starting from scratch in {workdir}')
-    else:
-      state, data_state = ckpt.restore(latest, setup.abstract_state)
+    if data_state is not None:
       train_iter.set_state(data_state)
-      writer.print(f'resuming from checkpoint at step {latest} in {workdir}')
     if writer.enabled:
       reporting.write_json_atomic(workdir / 'config.json',
                                   json.loads(config.to_json_best_effort()))
     n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
     writer.print(f'model: {type(setup.model).__name__} with {n_params / 1e6:.2f}M parameters')
-    with setup.mesh:
+    with setup.mesh, resume.PreemptionGuard() as guard:
       return _train_steps(config, setup, state, data, train_iter, ckpt, writer, started,
-                          stop_at)
+                          stop_at, guard)
   finally:
     ckpt.close()  # Lets a pending asynchronous save of a good state finish, even on errors.
 
 
 def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_iter: Any,
                  ckpt: Checkpointer, writer: reporting.MetricWriter, started: float,
-                 stop_at: int | None) -> dict[str, float]:
+                 stop_at: int | None, guard: resume.PreemptionGuard) -> dict[str, float]:
   """Runs the steps from state.step to total_steps with logging, evals and checkpoints."""
   task, total = setup.task, config.total_steps
   start = int(jax.device_get(state.step))
@@ -231,7 +272,8 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
   items_per_step = config.batch_size * (tokens or 1)
   unit, throughput_key = ('tok/s', 'tokens_per_s') if tokens else ('ex/s', 'examples_per_s')
   keys = task.display_metrics
-  window, meter = _TrainWindow(), reporting.Throughput(start, total)
+  window = _TrainWindow(config.skip_nonfinite_steps, warn=writer.print)
+  meter = reporting.Throughput(start, total)
   batches = _device_batches(train_iter, setup.batch_sharding)
   eval_metrics: dict[str, float] = {}
   if start >= total:
@@ -243,9 +285,9 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
   for step in range(start, total):
     batch, data_state = next_batch
     state, metrics = setup.train_step(state, batch)
-    window.add(step, metrics)
     done = step + 1
-    if done < total:
+    window.add(done, metrics)
+    if done < total and not guard.requested:
       next_batch = next(batches)  # The host makes the next batch while the device computes.
     if done % config.log_every == 0 or done == total:
       row = window.report(task)
@@ -259,10 +301,16 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
       eval_metrics = evaluate(setup, state, data.eval)
       writer.write(done, 'eval', eval_metrics)
       writer.print(f'eval @ {done} | {_format_metrics(eval_metrics, keys)}')
-    stopping = stop_at is not None and done >= stop_at
+    stopping = (stop_at is not None and done >= stop_at) or guard.requested
     if done % config.checkpoint_every == 0 or done == total or stopping:
       window.flush()  # Never save a state produced from a non-finite step.
       ckpt.save(done, state, data_state)
+    if guard.requested:
+      ckpt.wait()
+      writer.flush()
+      raise RunInterrupted(f'stopped by {signal.Signals(guard.signal).name} after step '
+                           f'{done}/{total}; checkpoint saved; re-run the same command to '
+                           'resume')
     if stopping:
       writer.print(f'stopped at step {done}/{total}; re-run the same command to resume')
       return eval_metrics

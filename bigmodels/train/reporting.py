@@ -33,17 +33,22 @@ class MetricWriter:
   def __init__(self, workdir: str | Path, enabled: bool = True, stream: TextIO | None = None):
     self.enabled = enabled
     self.stream = stream
+    self.workdir = Path(workdir)
     self._jsonl = None
     self._tb = None
-    if enabled:
-      self._jsonl = open(Path(workdir) / 'metrics.jsonl', 'a', encoding='utf-8')
-      from tensorboardX import SummaryWriter  # Lazy: only process 0 needs it.
-      self._tb = SummaryWriter(logdir=str(workdir), flush_secs=30)
+
+  def _open(self) -> None:
+    # Opened at the first row, after a resume has rewound metrics.jsonl.
+    self._jsonl = open(self.workdir / 'metrics.jsonl', 'a', encoding='utf-8')
+    from tensorboardX import SummaryWriter  # Lazy: only process 0 needs it.
+    self._tb = SummaryWriter(logdir=str(self.workdir), flush_secs=30)
 
   def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
     """One row: {"step", "split", **metrics}; non-finite values are written as null."""
     if not self.enabled:
       return
+    if self._jsonl is None:
+      self._open()
     row = {'step': int(step), 'split': split}
     row.update({k: _finite(float(v)) for k, v in metrics.items()})
     self._jsonl.write(json.dumps(row) + '\n')
@@ -55,6 +60,11 @@ class MetricWriter:
     """A console line (process 0 only)."""
     if self.enabled:
       print(line, file=self.stream or sys.stdout, flush=True)
+
+  def flush(self) -> None:
+    """Forces buffered TensorBoard events to disk (metrics.jsonl is flushed per row)."""
+    if self._tb is not None:
+      self._tb.flush()
 
   def close(self) -> None:
     """Flushes and closes the files."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -37,26 +38,28 @@ def _boxed_init_fn(task: Task, model: nn.Module, tx: optax.GradientTransformatio
 
 
 def create_state(task: Task, model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh,
-                 mesh_config: Any, seed: int, batch_size: int,
-                 initialize: bool = True) -> tuple[TrainState | None, Any, Any]:
-  """Returns (state or None, abstract state, state shardings).
+                 mesh_config: Any, seed: int, batch_size: int
+                 ) -> tuple[Any, Any, Callable[[], TrainState]]:
+  """Returns (abstract state, state shardings, init function).
 
   The state's shapes come from `jax.eval_shape` of init; the logical axis names on the
   parameters (and the optimizer moments that mirror them) map through the mesh rules to
-  NamedShardings; init is then jitted with those output shardings, so no device ever holds
-  more than its shard. With initialize=False only the abstract state and shardings are built
-  (for restoring a checkpoint).
+  NamedShardings; the init function is jitted with those output shardings, so no device ever
+  holds more than its shard. The abstract state (shapes, dtypes, shardings) is what a
+  checkpoint is restored into.
   """
   example = task.synthetic_batch(batch_size, np.random.default_rng(0))
   init = _boxed_init_fn(task, model, tx, example)
   rng = jax.random.key(seed)
-  with nn.logical_axis_rules(mesh_lib.logical_rules(mesh_config)):
+  rules = mesh_lib.logical_rules(mesh_config)
+  with nn.logical_axis_rules(rules):
     boxed = jax.eval_shape(init, rng)
   shardings = mesh_lib.tree_shardings(mesh, mesh_config, boxed)
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           nn.unbox(boxed), shardings)
-  if not initialize:
-    return None, abstract, shardings
-  with mesh, nn.logical_axis_rules(mesh_lib.logical_rules(mesh_config)):
-    state = jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
-  return state, abstract, shardings
+
+  def initialize() -> TrainState:
+    with mesh, nn.logical_axis_rules(rules):
+      return jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
+
+  return abstract, shardings, initialize

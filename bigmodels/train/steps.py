@@ -17,12 +17,15 @@ Metrics = dict[str, jax.Array]
 
 
 def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, seed: int,
-                    rules: Any) -> Callable[[TrainState, dict], tuple[TrainState, Metrics]]:
+                    schedule: optax.Schedule, seed: int, rules: Any,
+                    skip_nonfinite: bool = False
+                    ) -> Callable[[TrainState, dict], tuple[TrainState, Metrics]]:
   """`(state, batch) -> (state, metrics)`: one optimizer step; dropout keyed by (seed, step).
 
   Metrics hold the task's summed metrics under 'sums/...' and health statistics (gradient,
-  parameter and update norms, learning rate) under 'stats/...'.
+  parameter and update norms, learning rate) under 'stats/...'. With skip_nonfinite, a step
+  whose loss or gradients are not finite keeps the previous parameters and optimizer state
+  (the step counter still advances, so the data moves on).
   """
   base_key = jax.random.key(seed)
 
@@ -49,6 +52,10 @@ def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformati
     })
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               model_state={**state.model_state, **new_model_state})
+    if skip_nonfinite:
+      finite = jnp.isfinite(loss) & jnp.isfinite(metrics['stats/grad_norm'])
+      kept = state.replace(step=state.step + 1)
+      new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
     return new_state, metrics
 
   return train_step
