@@ -71,3 +71,13 @@ def test_tfds_catalog_without_tensorflow_is_a_clear_error(tmp_path):
   assert result.returncode == 2
   line = _error_line(result)
   assert 'lm1b' in line and 'tensorflow' in line.lower()
+
+
+def test_batch_not_divisible_by_devices(corpus_dir, cache_dir, tmp_path):
+  overrides = tiny_overrides(corpus_dir, cache_dir)
+  overrides['batch_size'] = 12
+  result = run_module('experiments.main', [
+      '--config=configs/mlm.py', f'--workdir={tmp_path}', *cli_overrides(overrides)],
+      env={'XLA_FLAGS': '--xla_force_host_platform_device_count=8', 'JAX_PLATFORMS': 'cpu'})
+  assert result.returncode == 2
+  assert 'batch_size=12 is not divisible by the 8 batch shards' in _error_line(result)

@@ -121,3 +121,42 @@ def test_interval_of_zero_is_a_user_error(tiny_config, tmp_path):
   tiny_config.log_every = 0
   with pytest.raises(UserError, match='log_every=0 must be a positive'):
     loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+
+
+def test_sigkill_at_random_instants_loses_nothing(tmp_path):
+  from tests import fault_soak
+  fault_soak.soak(kills=3, seed=1, base=tmp_path, total_steps=200, max_delay=5.0,
+                  log=lambda _: None)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'mesh.shape': (2, 1, 1)}, r'mesh.shape \(2, 1, 1\) does not fit 1 devices'),
+    ({'data.seq_len': 128}, 'data.seq_len=128 exceeds model.max_len=64'),
+    ({'data.mask_rate': 1.5}, r'data.mask_rate=1.5 must be in \(0, 1\)'),
+    ({'data.mask_rate': 0.0}, r'data.mask_rate=0.0 must be in \(0, 1\)'),
+    ({'optimizer.name': 'sgdd'}, "unknown optimizer.name='sgdd'"),
+])
+def test_impossible_values_are_user_errors(tiny_config, tmp_path, overrides, message):
+  from tests.conftest import apply_overrides
+  apply_overrides(tiny_config, overrides)
+  with pytest.raises(UserError, match=message):
+    loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  assert not (tmp_path / 'run' / 'checkpoints').exists()
+
+
+def test_empty_corpus_and_unwritable_workdir(tiny_config, tmp_path):
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  (empty / 'blank.txt').write_text('\n\n', encoding='utf-8')
+  (empty / 'image.png').write_bytes(b'not text')
+  tiny_config.data.corpus_dir = str(empty)
+  tiny_config.data.cache_dir = str(tmp_path / 'cache')
+  with pytest.raises(UserError, match='no readable prose'):
+    loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  (empty / 'blank.txt').unlink()
+  with pytest.raises(UserError, match='holds no .txt, .md or .rst files'):
+    loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  blocker = tmp_path / 'a-file'  # a workdir below a file cannot be created, even by root
+  blocker.write_text('x')
+  with pytest.raises(UserError, match='is not writable'):
+    loop.train_and_evaluate(tiny_config, blocker / 'run')

@@ -232,6 +232,8 @@ def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointe
         resume.rewind_metrics(workdir / 'metrics.jsonl', step)
       writer.print(f'resuming from checkpoint at step {step} in {workdir}')
       return state, data_state, ckpt
+  if writer.enabled:
+    resume.rewind_metrics(workdir / 'metrics.jsonl', 0)  # Rows of a run killed before a save.
   writer.print(f'starting from scratch in {workdir}')
   return setup.init_state(), None, ckpt
 
