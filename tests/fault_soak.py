@@ -42,7 +42,7 @@ def _final_params(workdir: Path, step: int):
       workdir / 'checkpoints' / str(step) / 'state')['params']
 
 
-def soak(kills: int, seed: int, base: Path, total_steps: int = 3000, max_delay: float = 5.0,
+def soak(kills: int, seed: int, base: Path, total_steps: int = 5000, max_delay: float = 15.0,
          log=print) -> None:
   """Runs the soak in `base`; raises AssertionError if anything was lost or differs.
 
@@ -92,8 +92,8 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--kills', type=int, default=20)
   parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--total_steps', type=int, default=3000)
-  parser.add_argument('--max_delay', type=float, default=5.0, help='seconds')
+  parser.add_argument('--total_steps', type=int, default=5000)
+  parser.add_argument('--max_delay', type=float, default=15.0, help='seconds')
   parser.add_argument('--keep', type=Path, default=None, help='work folder to keep')
   args = parser.parse_args()
   if args.keep:

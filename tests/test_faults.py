@@ -125,7 +125,7 @@ def test_interval_of_zero_is_a_user_error(tiny_config, tmp_path):
 
 def test_sigkill_at_random_instants_loses_nothing(tmp_path):
   from tests import fault_soak
-  fault_soak.soak(kills=3, seed=1, base=tmp_path, total_steps=200, max_delay=5.0,
+  fault_soak.soak(kills=3, seed=1, base=tmp_path, total_steps=200, max_delay=8.0,
                   log=lambda _: None)
 
 
@@ -160,3 +160,22 @@ def test_empty_corpus_and_unwritable_workdir(tiny_config, tmp_path):
   blocker.write_text('x')
   with pytest.raises(UserError, match='is not writable'):
     loop.train_and_evaluate(tiny_config, blocker / 'run')
+
+
+def test_disk_full_during_a_save_keeps_earlier_checkpoints(tiny_config, tmp_path, monkeypatch):
+  import errno
+  import orbax.checkpoint as ocp
+  workdir = tmp_path / 'run'
+  real_save = ocp.CheckpointManager.save
+
+  def save(self, step, *args, **kwargs):
+    if step == 6:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return real_save(self, step, *args, **kwargs)
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', save)
+  with pytest.raises(UserError, match=r'disk full while saving checkpoint 6 .* \[3\] are intact'):
+    loop.train_and_evaluate(tiny_config, workdir)
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', real_save)
+  loop.train_and_evaluate(tiny_config, workdir)  # space freed: resumes from step 3
+  assert _steps(workdir) == [3, 6]

@@ -8,6 +8,8 @@ and falls back to older ones if it is unreadable.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import shutil
 import time
@@ -40,8 +42,25 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, data_state: dict, force: bool = True) -> None:
     """Starts saving `step` (asynchronously); the previous save is finished first."""
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=force)
+    with self._disk_errors(step):
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=force)
+
+  @contextlib.contextmanager
+  def _disk_errors(self, step: int | None):
+    """Turns a full disk or quota during a save into a UserError that says what is safe."""
+    try:
+      yield
+    except Exception as e:  # Async save errors surface wrapped in various types.
+      full = any(isinstance(x, OSError) and x.errno in (errno.ENOSPC, errno.EDQUOT)
+                 for x in (e, e.__cause__, e.__context__))
+      if not full and 'No space left on device' not in str(e):
+        raise
+      what = f'checkpoint {step}' if step is not None else 'a checkpoint'
+      kept = self.steps()
+      raise UserError(f'disk full while saving {what} in {self.directory}: free space and '
+                      're-run the same command; the complete checkpoints '
+                      f'{kept or "(none)"} are intact') from None
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores `step` into the shapes, dtypes and shardings of `abstract_state`."""
@@ -98,9 +117,12 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are complete."""
-    self._manager.wait_until_finished()
+    with self._disk_errors(None):
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
     """Finishes pending saves and releases resources."""
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      self._manager.close()
