@@ -138,9 +138,12 @@ def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
   else:
     sources, prepared_dir, description = _local_documents(data_config, cache_dir)
   key, limit = data_config.text_key, data_config.max_documents
+  # Everything that changes the derived files is in their names, so none is reused wrongly.
+  variant = f'{vocab_size}' + (f'-docs{limit}' if limit > 0 else '') + (
+      f'-{key}' if key != 'text' else '')
   train_texts = None
 
-  tok_path = prepared_dir / f'tokenizer-bpe-{vocab_size}.model'
+  tok_path = prepared_dir / f'tokenizer-bpe-{variant}.model'
   if not tok_path.exists():
     train_texts = _texts(sources['train'], key, limit)
   tok = tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size)
@@ -150,7 +153,7 @@ def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
   seq_len = data_config.seq_len
   rows = {}
   for split in ('train', 'eval'):
-    path = prepared_dir / f'packed-{vocab_size}-{seq_len}-{split}.npz'
+    path = prepared_dir / f'packed-{variant}-{seq_len}-{split}.npz'
     texts = []
     if not path.exists():
       texts = train_texts if split == 'train' and train_texts is not None else _texts(

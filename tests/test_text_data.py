@@ -1,0 +1,25 @@
+"""Preparing text data: splits by document, caching, and cache keys."""
+
+from bigmodels.data import text
+from bigmodels.data.text_corpus import text_corpus
+
+
+def test_split_is_by_document_and_deterministic():
+  paths = [f'library/mod{i}.rst.txt' for i in range(2000)]
+  heldout = [p for p in paths if text_corpus.is_heldout(p, 5.0)]
+  assert heldout == [p for p in paths if text_corpus.is_heldout(p, 5.0)]
+  assert 60 < len(heldout) < 140  # about 5%
+
+
+def test_prepared_rows_are_cached_and_keyed_by_what_changes_them(tiny_config):
+  data = tiny_config.data
+  first = text.prepare_text_data(data, vocab_size=200)
+  for name in ('packed-200-32-eval.npz', 'packed-200-32-train.npz', 'tokenizer-bpe-200.model'):
+    assert (first.prepared_dir / name).exists()
+  assert not list(first.prepared_dir.glob('.*tmp*'))  # no temporary files left behind
+  again = text.prepare_text_data(data, vocab_size=200)
+  assert (again.train['tokens'] == first.train['tokens']).all()
+  data.max_documents = 5
+  fewer = text.prepare_text_data(data, vocab_size=200)
+  assert len(fewer.train['tokens']) < len(first.train['tokens'])
+  assert (fewer.prepared_dir / 'packed-200-docs5-32-train.npz').exists()
