@@ -230,6 +230,7 @@ def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointe
       step, state, data_state = restored
       if writer.enabled:
         resume.rewind_metrics(workdir / 'metrics.jsonl', step)
+        writer.resume_after(step)
       writer.print(f'resuming from checkpoint at step {step} in {workdir}')
       return state, data_state, ckpt
   if writer.enabled:

@@ -36,12 +36,18 @@ class MetricWriter:
     self.workdir = Path(workdir)
     self._jsonl = None
     self._tb = None
+    self._purge_step: int | None = None
+
+  def resume_after(self, step: int) -> None:
+    """Called on resume: TensorBoard hides events a killed run logged after `step`."""
+    self._purge_step = step + 1
 
   def _open(self) -> None:
     # Opened at the first row, after a resume has rewound metrics.jsonl.
     self._jsonl = open(self.workdir / 'metrics.jsonl', 'a', encoding='utf-8')
     from tensorboardX import SummaryWriter  # Lazy: only process 0 needs it.
-    self._tb = SummaryWriter(logdir=str(self.workdir), flush_secs=30)
+    self._tb = SummaryWriter(logdir=str(self.workdir), flush_secs=30,
+                             purge_step=self._purge_step)
 
   def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
     """One row: {"step", "split", **metrics}; non-finite values are written as null."""
