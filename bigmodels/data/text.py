@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import io
 import logging
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bigmodels import atomic
 from bigmodels.data import packing, tokenizer as tokenizer_lib
 from bigmodels.errors import UserError
 
@@ -108,9 +110,9 @@ def _texts(source: Any, key: str, limit: int) -> list[str]:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-  tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}.npz')
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  atomic.write_bytes_atomic(path, buffer.getvalue())
 
 
 def _load_or_pack(path: Path, texts: list[str], tok: tokenizer_lib.Tokenizer,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from bigmodels import atomic
+
 PAD, UNK, CLS, SEP, MASK = '[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4, in this order.
 
@@ -90,7 +92,5 @@ def load_or_train(path: str | os.PathLike, texts: Iterable[str], vocab_size: int
   if path.exists():
     return Tokenizer(path.read_bytes())
   tok = train_tokenizer(texts, vocab_size)
-  tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-  tmp.write_bytes(tok.model_proto)
-  os.replace(tmp, path)
+  atomic.write_bytes_atomic(path, tok.model_proto)
   return tok

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from bigmodels import atomic
 
 
 def format_duration(seconds: float) -> str:
@@ -105,7 +106,4 @@ class Throughput:
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:
   """Writes JSON to a temporary file and renames it over `path`."""
-  path = Path(path)
-  tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n', encoding='utf-8')
-  os.replace(tmp, path)
+  atomic.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')

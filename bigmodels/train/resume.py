@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bigmodels import atomic
 from bigmodels.errors import UserError
 
 # Keys that may change between a run and its resumption: they extend the run, change how it is
@@ -66,9 +67,7 @@ def rewind_metrics(path: Path, step: int) -> None:
     except (ValueError, KeyError, TypeError):
       continue  # A torn last line from a killed run.
   if len(kept) != len(lines):
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    tmp.write_text(''.join(line + '\n' for line in kept), encoding='utf-8')
-    os.replace(tmp, path)
+    atomic.write_text_atomic(path, ''.join(line + '\n' for line in kept))
 
 
 class PreemptionGuard:
