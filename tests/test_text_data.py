@@ -23,3 +23,16 @@ def test_prepared_rows_are_cached_and_keyed_by_what_changes_them(tiny_config):
   fewer = text.prepare_text_data(data, vocab_size=200)
   assert len(fewer.train['tokens']) < len(first.train['tokens'])
   assert (fewer.prepared_dir / 'packed-200-docs5-32-train.npz').exists()
+
+
+def test_eval_batches_have_equal_counts_on_every_process():
+  import numpy as np
+  from bigmodels.data import loader
+  arrays = {'tokens': np.arange(1, 22).reshape(21, 1), 'segment_ids': np.ones((21, 1), int)}
+  pad = {'tokens': 0, 'segment_ids': 0}
+  per_process = [loader.eval_batches(arrays, 4, 0, pad_row=pad, process_index=i,
+                                     process_count=4) for i in range(4)]
+  assert [len(b) for b in per_process] == [2, 2, 2, 2]  # shards of 6, 5, 5, 5 rows
+  seen = sorted(int(t) for batches in per_process for b in batches for t in b['tokens'][:, 0]
+                if t)
+  assert seen == list(range(1, 22))  # every row once; the rest is padding

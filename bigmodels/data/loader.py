@@ -65,8 +65,10 @@ def eval_batches(arrays: Mapping[str, np.ndarray], batch_size: int, seed: int,
   to mask). `max_batches` > 0 keeps only the first batches.
   """
   local = {k: v[process_index::process_count] for k, v in arrays.items()}
-  rows = len(next(iter(local.values())))
-  n_batches = -(-rows // batch_size)
+  # Every process runs the same number of eval steps (they are collective): sized by the
+  # largest shard, with padding rows filling the others.
+  largest_shard = -(-len(next(iter(arrays.values()))) // process_count)
+  n_batches = -(-largest_shard // batch_size)
   if max_batches > 0:
     n_batches = min(n_batches, max_batches)
   batches = []
