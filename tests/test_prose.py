@@ -63,3 +63,10 @@ def test_non_utf8_file_is_a_user_error(tmp_path):
   bad.write_bytes(b'caf\xe9 latin-1 text')
   with pytest.raises(UserError, match='not valid UTF-8'):
     prose.clean_file((str(bad), str(tmp_path)))
+
+
+def test_cleaning_does_not_depend_on_earlier_documents():
+  doc = 'Introduced in :pep:`590` for speed, see :foo-role:`x`.\n'
+  first = prose.rst_to_paragraphs(doc)
+  prose.rst_to_paragraphs('Upper-case roles: :PEP:`8` and :Foo-Role:`y`.\n\n.. NOTE::\n\n   Hi.\n')
+  assert prose.rst_to_paragraphs(doc) == first == ['Introduced in PEP 590 for speed, see x.']

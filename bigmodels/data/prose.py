@@ -92,21 +92,23 @@ _registered: set[str] = set()
 
 
 def _register_extensions(source: str) -> None:
-  """Registers a harmless handler for every role and directive docutils does not know."""
-  for name in set(_ROLE_RE.findall(source)) - _registered:
-    if name in roles._role_registry or name in rst_en.roles:
-      continue
-    roles.register_local_role(name, _generic_role)
+  """Registers a harmless handler for every role and directive docutils does not know.
+
+  Names are matched case-insensitively, as docutils does, and docutils' own roles and
+  directives (e.g. `pep`, `note`) are never replaced, so the result for one document does not
+  depend on which documents were parsed before it in the same process.
+  """
+  for name in {n.lower() for n in _ROLE_RE.findall(source)} - _registered:
     _registered.add(name)
-  for name in set(_DIRECTIVE_RE.findall(source)) - _registered:
-    if name in _DROPPED_DIRECTIVES:
-      directives.register_directive(name, _DroppedDirective)
-    elif name not in directives._directive_registry and name not in ('note', 'warning'):
-      directives.register_directive(name, _ProseDirective)
-    _registered.add(name)
+    if name not in roles._role_registry and name not in rst_en.roles:
+      roles.register_local_role(name, _generic_role)
   for name in _DROPPED_DIRECTIVES - _registered:
     directives.register_directive(name, _DroppedDirective)
     _registered.add(name)
+  for name in {n.lower() for n in _DIRECTIVE_RE.findall(source)} - _registered:
+    _registered.add(name)
+    if name not in directives._directive_registry and name not in rst_en.directives:
+      directives.register_directive(name, _ProseDirective)
 
 
 _SETTINGS = {

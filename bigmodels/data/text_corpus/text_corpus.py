@@ -22,7 +22,7 @@ from bigmodels.errors import UserError
 
 SUFFIXES = ('.txt', '.md', '.rst')
 # Bump when the cleaning changes, so prepared data from older code is not reused.
-CLEANER_VERSION = 3
+CLEANER_VERSION = 4
 
 
 @dataclasses.dataclass
