@@ -36,3 +36,15 @@ def test_eval_batches_have_equal_counts_on_every_process():
   seen = sorted(int(t) for batches in per_process for b in batches for t in b['tokens'][:, 0]
                 if t)
   assert seen == list(range(1, 22))  # every row once; the rest is padding
+
+
+def test_preparation_is_reproducible_from_scratch(tiny_config, tmp_path):
+  import numpy as np
+  results = []
+  for name in ('a', 'b'):
+    tiny_config.data.cache_dir = str(tmp_path / name)
+    results.append(text.prepare_text_data(tiny_config.data, vocab_size=200))
+  a, b = results
+  assert a.tokenizer.model_proto == b.tokenizer.model_proto
+  np.testing.assert_array_equal(a.train['tokens'], b.train['tokens'])
+  np.testing.assert_array_equal(a.eval['segment_ids'], b.eval['segment_ids'])
