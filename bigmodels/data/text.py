@@ -120,9 +120,8 @@ def _load_or_pack(path: Path, texts: list[str], tok: tokenizer_lib.Tokenizer,
   if path.exists():
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
-  special = {name: i for i, name in enumerate(tokenizer_lib.SPECIAL_TOKENS)}
-  rows = packing.pack_documents(tok.encode_batch(texts), seq_len, special[tokenizer_lib.CLS],
-                                special[tokenizer_lib.SEP], special[tokenizer_lib.PAD])
+  rows = packing.pack_documents(tok.encode_batch(texts), seq_len, tokenizer_lib.CLS_ID,
+                                tokenizer_lib.SEP_ID, tokenizer_lib.PAD_ID)
   _atomic_savez(path, rows)
   return rows
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from bigmodels.models.transformer import (Array, Dtype, Encoder, default_init, layer_norm,
@@ -81,7 +80,3 @@ def bert_from_config(size: str, vocab_size: int, max_len: int, **overrides) -> B
   kwargs.update({k: v for k, v in overrides.items() if v is not None})
   return BertMLM(vocab_size=vocab_size, max_len=max_len, **kwargs)
 
-
-def count_params(params: dict) -> int:
-  """Total number of parameters in a (possibly boxed) parameter tree."""
-  return sum(x.size for x in jax.tree.leaves(nn.unbox(params)))

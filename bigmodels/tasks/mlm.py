@@ -15,9 +15,8 @@ from bigmodels.errors import UserError
 from bigmodels.models import bert
 from bigmodels.tasks.base import Batch, Task, TaskData
 
-NUM_SPECIAL = len(tokenizer_lib.SPECIAL_TOKENS)
-MASK_ID = tokenizer_lib.SPECIAL_TOKENS.index(tokenizer_lib.MASK)
-PAD_ID = tokenizer_lib.SPECIAL_TOKENS.index(tokenizer_lib.PAD)
+NUM_SPECIAL, MASK_ID, PAD_ID = (tokenizer_lib.NUM_SPECIAL, tokenizer_lib.MASK_ID,
+                                tokenizer_lib.PAD_ID)
 
 
 def mlm_loss_sums(logits: jax.Array, labels: jax.Array,
@@ -94,7 +93,7 @@ class MaskedLMTask(Task):
   def synthetic_batch(self, batch_size: int, rng: np.random.Generator) -> Batch:
     seq_len = self.config.data.seq_len
     tokens = rng.integers(NUM_SPECIAL, self.config.model.vocab_size, (batch_size, seq_len))
-    tokens[:, 0] = tokenizer_lib.SPECIAL_TOKENS.index(tokenizer_lib.CLS)
+    tokens[:, 0] = tokenizer_lib.CLS_ID
     rows = {'tokens': tokens.astype(np.int32),
             'segment_ids': np.ones((batch_size, seq_len), np.int32)}
     return self.mask(rows, rng)

@@ -36,10 +36,6 @@ class Checkpointer:
     """Steps of all complete checkpoints, oldest first."""
     return sorted(self._manager.all_steps())
 
-  def latest_step(self) -> int | None:
-    """The newest complete checkpoint's step, or None."""
-    return self._manager.latest_step()
-
   def save(self, step: int, state: Any, data_state: dict, force: bool = True) -> None:
     """Starts saving `step` (asynchronously); the previous save is finished first."""
     with self._disk_errors(step):
