@@ -18,6 +18,11 @@ def parse_arg(arg: str | None, defaults: dict[str, str]) -> dict[str, str]:
   return values
 
 
+def steps_for_epochs(epochs: float, examples: int, batch_size: int) -> int:
+  """Training steps that cover `epochs` passes over `examples` at a global batch size."""
+  return max(1, round(epochs * examples / batch_size))
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Top-level keys: seed, durations, batch size, intervals, optimizer and data-parallel mesh."""
   config = ml_collections.ConfigDict()

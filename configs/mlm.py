@@ -43,7 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       corpus_dir='',  # '' = the Python docs from Debian's python3-doc.
       tfds_name='', tfds_train_split='train', tfds_eval_split='test', text_key='text',
       max_documents=0,  # 0 = all documents.
-      heldout_percent=5.0, cache_dir='',  # '' = $BIGMODELS_CACHE or ~/.cache/bigmodels.
+      heldout_percent=5.0,
       seq_len=128, mask_rate=0.15, mask_token_prob=0.8, random_token_prob=0.1,
       num_threads=2, prefetch=4))
   return config

@@ -18,7 +18,22 @@ CONFIG = config_flags.DEFINE_config_file(
 VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
 DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False, 'Call jax.distributed.initialize() first (multi-host runs; the '
-    'coordinator comes from the cluster environment).')
+    'coordinator comes from the cluster environment unless the flags below give it).')
+COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'With --distributed: HOST:PORT '
+                                  'of process 0 (else detected from the cluster).')
+NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'With --distributed: how many '
+                                     'processes take part.')
+PROCESS_ID = flags.DEFINE_integer('process_id', None, 'With --distributed: this process\'s '
+                                  'index, 0 .. num_processes - 1.')
+
+
+def initialize_distributed() -> None:
+  """jax.distributed.initialize() from the flags (or the cluster environment). Collectives
+  between CPU devices of different processes go through gloo (accelerators use their own)."""
+  import jax
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(coordinator_address=COORDINATOR.value,
+                             num_processes=NUM_PROCESSES.value, process_id=PROCESS_ID.value)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -68,8 +83,7 @@ def run(main: Callable[[], None]) -> None:
       absl_logging.set_verbosity(absl_logging.ERROR)
     try:
       if DISTRIBUTED.value:
-        import jax
-        jax.distributed.initialize()
+        initialize_distributed()
       main()
     except UserError as e:
       if VERBOSE.value:

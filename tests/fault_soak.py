@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -27,14 +28,19 @@ import orbax.checkpoint as ocp
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _command(workdir: Path, corpus: Path, cache: Path, total_steps: int) -> list[str]:
+def _command(workdir: Path, corpus: Path, total_steps: int) -> list[str]:
   sys.path.insert(0, str(ROOT))
   from tests.conftest import cli_overrides, tiny_overrides
-  overrides = tiny_overrides(corpus, cache)
+  overrides = tiny_overrides(corpus)
   overrides.update({'total_steps': total_steps, 'log_every': 2,
                     'eval_every': max(total_steps // 4, 1), 'checkpoint_every': 4})
   return [sys.executable, '-m', 'experiments.main', '--config=configs/mlm.py',
           f'--workdir={workdir}', *cli_overrides(overrides)]
+
+
+def _env(cache: Path) -> dict[str, str]:
+  """The environment of a run with its own data cache."""
+  return dict(os.environ, BIGMODELS_CACHE=str(cache))
 
 
 def _final_params(workdir: Path, step: int):
@@ -52,16 +58,19 @@ def soak(kills: int, seed: int, base: Path, total_steps: int = 5000, max_delay: 
   sys.path.insert(0, str(ROOT))
   from tests.conftest import write_corpus
   corpus = write_corpus(base / 'corpus')
-  straight_cmd = _command(base / 'straight', corpus, base / 'cache-straight', total_steps)
+  straight_cmd = _command(base / 'straight', corpus, total_steps)
   started = time.perf_counter()
-  subprocess.run(straight_cmd, cwd=ROOT, check=True, capture_output=True)
+  subprocess.run(straight_cmd, cwd=ROOT, check=True, capture_output=True,
+                 env=_env(base / 'cache-straight'))
   log(f'uninterrupted run: {time.perf_counter() - started:.1f}s')
 
   rng = random.Random(seed)
-  cmd = _command(base / 'killed', corpus, base / 'cache-killed', total_steps)
+  cmd = _command(base / 'killed', corpus, total_steps)
+  env = _env(base / 'cache-killed')
   done = 0
   while done < kills:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=env)
     delay = rng.uniform(0.3, max_delay)
     try:
       _, err = proc.communicate(timeout=delay)
@@ -76,7 +85,7 @@ def soak(kills: int, seed: int, base: Path, total_steps: int = 5000, max_delay: 
                      if p.name.isdigit()) if (base / 'killed' / 'checkpoints').exists() else []
       log(f'kill {done}/{kills}: SIGKILL after {delay:.1f}s; newest checkpoint: '
           f'{saved[-1] if saved else None}')
-  result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+  result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
 
   for a, b in zip(jax.tree.leaves(_final_params(base / 'straight', total_steps)),

@@ -39,13 +39,13 @@ def test_missing_config_file_and_bad_size_argument(tmp_path):
 def test_missing_corpus_is_a_clear_error(tmp_path):
   result = run_module('experiments.main', [
       '--config=configs/mlm.py', f'--workdir={tmp_path / "run"}',
-      f'--config.data.corpus_dir={tmp_path / "missing"}', f'--config.data.cache_dir={tmp_path}'])
+      f'--config.data.corpus_dir={tmp_path / "missing"}'])
   assert result.returncode == 2
   assert 'does not exist' in _error_line(result)
 
 
-def test_benchmark_prints_one_json_line(corpus_dir, cache_dir):
-  overrides = tiny_overrides(corpus_dir, cache_dir)
+def test_benchmark_prints_one_json_line(corpus_dir):
+  overrides = tiny_overrides(corpus_dir)
   result = run_module('experiments.benchmark', [
       '--config=configs/mlm.py', '--warmup=1', '--windows=3', '--steps_per_window=2',
       *cli_overrides(overrides)])
@@ -66,15 +66,14 @@ def test_tfds_catalog_without_tensorflow_is_a_clear_error(tmp_path):
   except ImportError:
     pass
   result = run_module('experiments.main', [
-      '--config=configs/mlm.py', f'--workdir={tmp_path / "run"}', '--config.data.tfds_name=lm1b',
-      f'--config.data.cache_dir={tmp_path}'])
+      '--config=configs/mlm.py', f'--workdir={tmp_path / "run"}', '--config.data.tfds_name=lm1b'])
   assert result.returncode == 2
   line = _error_line(result)
   assert 'lm1b' in line and 'tensorflow' in line.lower()
 
 
-def test_batch_not_divisible_by_devices(corpus_dir, cache_dir, tmp_path):
-  overrides = tiny_overrides(corpus_dir, cache_dir)
+def test_batch_not_divisible_by_devices(corpus_dir, tmp_path):
+  overrides = tiny_overrides(corpus_dir)
   overrides['batch_size'] = 12
   result = run_module('experiments.main', [
       '--config=configs/mlm.py', f'--workdir={tmp_path}', *cli_overrides(overrides)],

@@ -21,8 +21,8 @@ def _steps(workdir):
   return sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
 
 
-def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(corpus_dir, cache_dir, tmp_path):
-  overrides = tiny_overrides(corpus_dir, cache_dir)
+def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(corpus_dir, tmp_path):
+  overrides = tiny_overrides(corpus_dir)
   overrides.update({'total_steps': 30, 'log_every': 1, 'eval_every': 100,
                     'checkpoint_every': 100})
   straight, preempted = tmp_path / 'straight', tmp_path / 'preempted'
@@ -117,6 +117,18 @@ def test_nonfinite_steps_can_be_skipped_up_to_a_limit(tiny_config, tmp_path, cap
   assert capsys.readouterr().out.count('the step was skipped') == 2
 
 
+def test_skipped_steps_count_across_a_resume(tiny_config, tmp_path, capsys):
+  tiny_config.optimizer.learning_rate = float('inf')  # step 1 finite, every later step NaN
+  tiny_config.skip_nonfinite_steps = 2
+  tiny_config.log_every = 1
+  workdir = tmp_path / 'run'
+  loop.train_and_evaluate(tiny_config, workdir, stop_at=2)  # skips step 2, saves
+  assert capsys.readouterr().out.count('the step was skipped') == 1
+  with pytest.raises(loop.TrainingDiverged, match='at step 4'):
+    loop.train_and_evaluate(tiny_config, workdir)  # one skip left: step 3; step 4 stops
+  assert capsys.readouterr().out.count('the step was skipped') == 1
+
+
 def test_interval_of_zero_is_a_user_error(tiny_config, tmp_path):
   tiny_config.log_every = 0
   with pytest.raises(UserError, match='log_every=0 must be a positive'):
@@ -144,13 +156,13 @@ def test_impossible_values_are_user_errors(tiny_config, tmp_path, overrides, mes
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
 
-def test_empty_corpus_and_unwritable_workdir(tiny_config, tmp_path):
+def test_empty_corpus_and_unwritable_workdir(tiny_config, tmp_path, monkeypatch):
   empty = tmp_path / 'empty'
   empty.mkdir()
   (empty / 'blank.txt').write_text('\n\n', encoding='utf-8')
   (empty / 'image.png').write_bytes(b'not text')
   tiny_config.data.corpus_dir = str(empty)
-  tiny_config.data.cache_dir = str(tmp_path / 'cache')
+  monkeypatch.setenv('BIGMODELS_CACHE', str(tmp_path / 'cache'))
   with pytest.raises(UserError, match='no readable prose'):
     loop.train_and_evaluate(tiny_config, tmp_path / 'run')
   (empty / 'blank.txt').unlink()

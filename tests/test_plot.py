@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.plot_metrics import plot_curves
+from bigmodels.train.plots import plot_curves
 
 
 def test_curves_png_is_written(tmp_path):

@@ -38,11 +38,11 @@ def test_eval_batches_have_equal_counts_on_every_process():
   assert seen == list(range(1, 22))  # every row once; the rest is padding
 
 
-def test_preparation_is_reproducible_from_scratch(tiny_config, tmp_path):
+def test_preparation_is_reproducible_from_scratch(tiny_config, tmp_path, monkeypatch):
   import numpy as np
   results = []
   for name in ('a', 'b'):
-    tiny_config.data.cache_dir = str(tmp_path / name)
+    monkeypatch.setenv('BIGMODELS_CACHE', str(tmp_path / name))
     results.append(text.prepare_text_data(tiny_config.data, vocab_size=200))
   a, b = results
   assert a.tokenizer.model_proto == b.tokenizer.model_proto

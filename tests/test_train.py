@@ -71,8 +71,8 @@ def test_rerunning_a_finished_run_trains_nothing(tiny_config, tmp_path, capsys):
   assert (workdir / 'metrics.jsonl').read_text() == before
 
 
-def test_eight_devices_match_one_device(corpus_dir, cache_dir, tmp_path):
-  overrides = tiny_overrides(corpus_dir, cache_dir)
+def test_eight_devices_match_one_device(corpus_dir, tmp_path):
+  overrides = tiny_overrides(corpus_dir)
   overrides.update({'log_every': 1, 'total_steps': 4, 'eval_every': 100,
                     'checkpoint_every': 100})
   losses = {}

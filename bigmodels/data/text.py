@@ -6,7 +6,8 @@ Sources, chosen by the data config:
   `text_corpus` TFDS builder; left empty it is the Python documentation that Debian's
   `python3-doc` package installs.
 
-Everything derived is cached under `data.cache_dir` beside the prepared TFDS data: the tokenizer
+Everything derived is cached in the data cache (bigmodels.data.cache: `$BIGMODELS_CACHE`, else
+`~/.cache/bigmodels`) beside the prepared TFDS data: the tokenizer
 (`tokenizer-bpe-V.model`) and the packed token rows (`packed-V-L-SPLIT.npz`). Each file is
 written under a temporary name and renamed, so an interrupted preparation is never mistaken for a
 finished one.
@@ -26,6 +27,7 @@ import numpy as np
 
 from bigmodels import atomic
 from bigmodels.data import packing, tokenizer as tokenizer_lib
+from bigmodels.data.cache import data_cache_dir
 from bigmodels.errors import UserError
 
 PYTHON_DOCS_GLOB = '/usr/share/doc/python3*/html/_sources'
@@ -40,11 +42,6 @@ class TextData:
   tokenizer: tokenizer_lib.Tokenizer
   prepared_dir: Path
   description: str
-
-
-def default_cache_dir() -> str:
-  """$BIGMODELS_CACHE, else ~/.cache/bigmodels."""
-  return os.environ.get('BIGMODELS_CACHE') or os.path.join(Path.home(), '.cache', 'bigmodels')
 
 
 def python_docs_dir() -> str:
@@ -128,12 +125,7 @@ def _load_or_pack(path: Path, texts: list[str], tok: tokenizer_lib.Tokenizer,
 
 def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
   """Prepares (or loads from cache) the tokenizer and packed rows for both splits."""
-  cache_dir = data_config.cache_dir or default_cache_dir()
-  try:
-    os.makedirs(cache_dir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f'cannot create data cache {cache_dir!r} ({e.strerror}): set '
-                    '--config.data.cache_dir or $BIGMODELS_CACHE to a writable folder') from None
+  cache_dir = str(data_cache_dir())
   if data_config.tfds_name:
     sources, prepared_dir, description = _catalog_documents(data_config, cache_dir)
   else:

@@ -9,8 +9,9 @@ from bigmodels.tasks.base import Task
 
 
 def _registry() -> dict[str, type[Task]]:
+  from bigmodels.tasks.classification import ClassificationTask
   from bigmodels.tasks.mlm import MaskedLMTask
-  return {'mlm': MaskedLMTask}
+  return {'classification': ClassificationTask, 'mlm': MaskedLMTask}
 
 
 def get_task(config: Any) -> Task:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
@@ -66,8 +67,13 @@ class Task(abc.ABC):
     """
 
   @abc.abstractmethod
-  def summarize(self, sums: dict[str, float]) -> dict[str, float]:
-    """Reported metrics (always including 'loss') from summed metric totals."""
+  def summarize(self, sums: dict[str, Any]) -> dict[str, float]:
+    """Reported metrics (always including 'loss') from summed metric totals (Python floats
+    in training windows; numpy scalars or arrays, e.g. a confusion matrix, at eval)."""
+
+  def write_eval_report(self, sums: dict[str, np.ndarray], workdir: Path, step: int) -> None:
+    """Writes task-specific eval artifacts (e.g. a confusion-matrix PNG) into the workdir;
+    called on process 0 after each evaluation. Default: nothing."""
 
   def train_flops_per_example(self, model: nn.Module) -> float | None:
     """Analytic FLOPs of one training example (forward + backward = 3x forward matmuls), for

@@ -109,10 +109,10 @@ class MaskedLMTask(Task):
     loss = sums['loss_sum'] / jnp.maximum(sums['weight'], 1.0)
     return loss, sums, {}
 
-  def summarize(self, sums: dict[str, float]) -> dict[str, float]:
-    weight = max(sums['weight'], 1.0)
-    loss = sums['loss_sum'] / weight
-    return {'loss': loss, 'mlm_accuracy': sums['correct'] / weight,
+  def summarize(self, sums):
+    weight = max(float(sums['weight']), 1.0)
+    loss = float(sums['loss_sum']) / weight
+    return {'loss': loss, 'mlm_accuracy': float(sums['correct']) / weight,
             'perplexity': math.exp(min(loss, 50.0))}
 
   def train_flops_per_example(self, model: nn.Module) -> float:

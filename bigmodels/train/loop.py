@@ -25,7 +25,7 @@ from bigmodels.errors import RunInterrupted, UserError
 from bigmodels.tasks import get_task
 from bigmodels.tasks.base import Batch, Task
 from bigmodels.train import mesh as mesh_lib
-from bigmodels.train import reporting, resume
+from bigmodels.train import plots, reporting, resume
 from bigmodels.train.checkpoint import Checkpointer
 from bigmodels.train.optimizer import make_optimizer
 from bigmodels.train.state import TrainState, create_state
@@ -92,15 +92,32 @@ def to_global(batch: Batch, sharding: jax.sharding.NamedSharding) -> dict[str, j
           for k, v in batch.items()}
 
 
-def evaluate(setup: Setup, state: TrainState, batches: list[Batch]) -> dict[str, float]:
-  """Runs the eval step over all eval batches and returns the task's summarized metrics."""
+def evaluate(setup: Setup, state: TrainState, batches: list[Batch]
+             ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+  """Runs the eval step over all eval batches; returns (the task's summarized metrics, the
+  summed totals they come from)."""
   totals = None
   for batch in batches:
     sums = setup.eval_step(state, to_global(batch, setup.batch_sharding))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   if totals is None:
     raise UserError('the eval split is empty: add documents or lower data.heldout_percent')
-  return setup.task.summarize({k: float(v) for k, v in jax.device_get(totals).items()})
+  sums = {k: np.asarray(v) for k, v in jax.device_get(totals).items()}
+  return setup.task.summarize(sums), sums
+
+
+def _evaluate_and_report(setup: Setup, state: TrainState, data: Any, step: int,
+                         writer: reporting.MetricWriter, workdir: Path) -> dict[str, float]:
+  """Evaluates, logs the row, and (process 0) writes the task's eval artifacts and the
+  training-curve PNG."""
+  metrics, sums = evaluate(setup, state, data.eval)
+  writer.write(step, 'eval', metrics)
+  writer.print(f'eval @ {step} | {_format_metrics(metrics, setup.task.display_metrics)}')
+  if writer.enabled:
+    writer.flush()
+    setup.task.write_eval_report(sums, workdir, step)
+    plots.plot_curves(workdir / 'metrics.jsonl', workdir / 'curves.png')
+  return metrics
 
 
 class _TrainWindow:
@@ -249,25 +266,31 @@ def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
                f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
   ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.keep_checkpoints)
   try:
-    state, data_state, ckpt = _restore_or_init(config, workdir, setup, ckpt, writer)
+    state, loop_state, ckpt = _restore_or_init(config, workdir, setup, ckpt, writer)
     train_iter = iter(data.train)
-    if data_state is not None:
-      train_iter.set_state(data_state)
+    if loop_state is not None:
+      # Checkpoints hold {'iterator': grain state, 'skipped_steps': n}; older ones held the
+      # grain state alone.
+      if 'iterator' in loop_state:
+        train_iter.set_state(loop_state['iterator'])
+      else:
+        train_iter.set_state(loop_state)
     if writer.enabled:
       reporting.write_json_atomic(workdir / 'config.json',
                                   json.loads(config.to_json_best_effort()))
     n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
     writer.print(f'model: {type(setup.model).__name__} with {n_params / 1e6:.2f}M parameters')
     with setup.mesh, resume.PreemptionGuard() as guard:
-      return _train_steps(config, setup, state, data, train_iter, ckpt, writer, started,
-                          stop_at, guard)
+      return _train_steps(config, setup, state, data, train_iter, ckpt, writer, workdir, started,
+                          stop_at, guard, skipped=(loop_state or {}).get('skipped_steps', 0))
   finally:
     ckpt.close()  # Lets a pending asynchronous save of a good state finish, even on errors.
 
 
 def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_iter: Any,
-                 ckpt: Checkpointer, writer: reporting.MetricWriter, started: float,
-                 stop_at: int | None, guard: resume.PreemptionGuard) -> dict[str, float]:
+                 ckpt: Checkpointer, writer: reporting.MetricWriter, workdir: Path,
+                 started: float, stop_at: int | None, guard: resume.PreemptionGuard,
+                 skipped: int = 0) -> dict[str, float]:
   """Runs the steps from state.step to total_steps with logging, evals and checkpoints."""
   task, total = setup.task, config.total_steps
   start = int(jax.device_get(state.step))
@@ -276,11 +299,12 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
   unit, throughput_key = ('tok/s', 'tokens_per_s') if tokens else ('ex/s', 'examples_per_s')
   keys = task.display_metrics
   window = _TrainWindow(config.skip_nonfinite_steps, warn=writer.print)
+  window.skipped = skipped  # Non-finite steps skipped before a resume count against the limit.
   meter = reporting.Throughput(start, total)
   batches = _device_batches(train_iter, setup.batch_sharding)
   eval_metrics: dict[str, float] = {}
   if start >= total:
-    eval_metrics = evaluate(setup, state, data.eval)
+    eval_metrics, _ = evaluate(setup, state, data.eval)
     writer.print(f'already trained to step {start}/{total}; eval: '
                  f'{_format_metrics(eval_metrics, keys)}')
     return eval_metrics
@@ -290,7 +314,8 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
     state, metrics = setup.train_step(state, batch)
     done = step + 1
     window.add(done, metrics)
-    if done < total and not guard.requested:
+    interrupted = _stop_agreed(guard, done, config.log_every)
+    if done < total and not interrupted:
       next_batch = next(batches)  # The host makes the next batch while the device computes.
     if done % config.log_every == 0 or done == total:
       row = window.report(task)
@@ -301,17 +326,18 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
                    f'{rate * items_per_step / 1e3:.1f}k {unit} | {rate:.2f} steps/s | '
                    f'ETA {meter.eta(done)}')
     if done % config.eval_every == 0 or done == total:
-      eval_metrics = evaluate(setup, state, data.eval)
-      writer.write(done, 'eval', eval_metrics)
-      writer.print(f'eval @ {done} | {_format_metrics(eval_metrics, keys)}')
-    stopping = (stop_at is not None and done >= stop_at) or guard.requested
+      eval_started = time.perf_counter()
+      eval_metrics = _evaluate_and_report(setup, state, data, done, writer, workdir)
+      meter.exclude(time.perf_counter() - eval_started)  # Throughput counts training only.
+    stopping = (stop_at is not None and done >= stop_at) or interrupted
     if done % config.checkpoint_every == 0 or done == total or stopping:
       window.flush()  # Never save a state produced from a non-finite step.
-      ckpt.save(done, state, data_state)
-    if guard.requested:
+      ckpt.save(done, state, {'iterator': data_state, 'skipped_steps': window.skipped})
+    if interrupted:
       ckpt.wait()
       writer.flush()
-      raise RunInterrupted(f'stopped by {signal.Signals(guard.signal).name} after step '
+      cause = signal.Signals(guard.signal).name if guard.signal else 'a signal to another process'
+      raise RunInterrupted(f'stopped by {cause} after step '
                            f'{done}/{total}; checkpoint saved; re-run the same command to '
                            'resume')
     if stopping:
@@ -320,6 +346,18 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
   writer.print(f'done: {total} steps, checkpoint saved at step {total}, '
                f'{reporting.format_duration(time.perf_counter() - started)} wall time')
   return eval_metrics
+
+
+def _stop_agreed(guard: resume.PreemptionGuard, step: int, every: int) -> bool:
+  """Whether to stop for a SIGTERM/SIGINT. With several processes, any process's signal
+  stops all of them at the same step (checkpoint saves are collective): they agree at every
+  `every`-th step, where the loop waits for the device anyway."""
+  if jax.process_count() == 1:
+    return guard.requested
+  if step % every:
+    return False
+  flags = multihost_utils.process_allgather(np.asarray(guard.requested, np.int32))
+  return bool(np.any(flags))
 
 
 def _device_batches(iterator: Any, sharding: jax.sharding.NamedSharding):

@@ -97,6 +97,10 @@ class Throughput:
     self._last_step, self._last_time = step, now
     return self.rate
 
+  def exclude(self, seconds: float) -> None:
+    """Leaves `seconds` spent on something else (e.g. an evaluation) out of the next rate."""
+    self._last_time += seconds
+
   def eta(self, step: int) -> str:
     """Remaining time at the current rate."""
     if self.rate <= 0:

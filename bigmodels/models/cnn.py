@@ -1,0 +1,48 @@
+"""The classic small CNN: two convolution + max-pool stages, a dense layer, a classifier.
+
+`batch_norm=True` gives the "2 Conv + pooling + BatchNorm" variant: BatchNorm after each
+convolution (and the dense layer), running statistics in the `batch_stats` collection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class SmallCNN(nn.Module):
+  """conv(c1) -> pool -> conv(c2) -> pool -> dense -> classifier, with optional BatchNorm."""
+
+  num_classes: int
+  features: tuple[int, int] = (32, 64)
+  kernel_size: int = 3
+  dense_features: int = 128
+  dropout_rate: float = 0.3
+  batch_norm: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """Logits [N, num_classes] from images [N, H, W, C]; `train` enables dropout and batch
+    statistics."""
+    x = images.astype(self.dtype)
+    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                dtype=self.dtype)
+    for features in self.features:
+      x = nn.Conv(features, (self.kernel_size, self.kernel_size), use_bias=not self.batch_norm,
+                  dtype=self.dtype)(x)
+      if self.batch_norm:
+        x = norm()(x)
+      x = nn.relu(x)
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    x = x.reshape(x.shape[0], -1)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    x = nn.Dense(self.dense_features, use_bias=not self.batch_norm, dtype=self.dtype)(x)
+    if self.batch_norm:
+      x = norm()(x)
+    x = nn.relu(x)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)

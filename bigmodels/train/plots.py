@@ -1,0 +1,86 @@
+"""PNG figures of a run: training curves from metrics.jsonl, and confusion matrices.
+
+Files are rendered in memory and renamed into place, so a killed run never leaves a
+half-written image.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bigmodels import atomic
+
+NOT_PLOTTED = {'step', 'split', 'perplexity', 'grad_norm', 'param_norm', 'update_norm',
+               'learning_rate', 'steps_per_s', 'tokens_per_s', 'examples_per_s'}
+
+
+def _pyplot():
+  import matplotlib  # Imported lazily: only process 0 draws.
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _save(fig, output: Path) -> Path:
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=100)
+  _pyplot().close(fig)
+  atomic.write_bytes_atomic(output, buffer.getvalue())
+  return output
+
+
+def plot_curves(metrics_path: Path, output: Path) -> Path:
+  """One panel per scalar metric (loss first) with a line per split; returns the PNG path.
+
+  Per-class metrics (names holding '/') and throughput/health statistics are left out.
+  """
+  plt = _pyplot()
+  rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+  if not rows:
+    raise ValueError(f'{metrics_path} holds no rows')
+  names = sorted({k for r in rows for k in r if '/' not in k} - NOT_PLOTTED,
+                 key=lambda k: (k != 'loss', k))
+  fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    for split in ('train', 'eval', 'test'):
+      points = [(r['step'], r[name]) for r in rows
+                if r['split'] == split and r.get(name) is not None]
+      if points:
+        ax.plot(*zip(*points), marker='o' if split != 'train' else None, label=split)
+    ax.set_xlabel('step')
+    ax.set_title(name)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  return _save(fig, output)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], output: Path,
+                   title: str = '') -> Path:
+  """A confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
+  plt = _pyplot()
+  matrix = np.asarray(matrix)
+  n = len(class_names)
+  size = max(5.0, 0.6 * n + 2)
+  fig, ax = plt.subplots(figsize=(size + 1, size))
+  image = ax.imshow(matrix, cmap='Blues')
+  fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+  ax.set_xticks(range(n), class_names, rotation=45, ha='right')
+  ax.set_yticks(range(n), class_names)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('true')
+  if title:
+    ax.set_title(title)
+  if n <= 20:
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(n):
+      for j in range(n):
+        ax.text(j, i, f'{matrix[i, j]:.0f}', ha='center', va='center', fontsize=8,
+                color='white' if matrix[i, j] > threshold else 'black')
+  fig.tight_layout()
+  return _save(fig, output)

@@ -1,0 +1,36 @@
+"""experiments.reproduce: trains the rows, resumes them, writes the table and the chart."""
+
+from tests.conftest import run_module
+
+
+def test_reproduce_writes_table_and_chart_and_skips_finished_rows(image_dir, tmp_path):
+  args = ['fashion_mnist', f'--workdir={tmp_path}', '--runlocal', '--rows=cnn,mlp',
+          f'--set=data.image_dir={image_dir}', '--set=data.image_shape=(12,12,1)']
+  result = run_module('experiments.reproduce', args)
+  assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+  table = (tmp_path / 'results.md').read_text()
+  lines = {line.split('|')[1].strip(): line for line in table.splitlines()
+           if line.startswith('| ') and not line.startswith('| Model')}
+  assert set(lines) == {'cnn', 'cnn_bn', 'mlp', 'resnet18', 'wrn', 'wrn40_4'}
+  assert '0.934' in lines['cnn_bn'] and 'not run' in lines['cnn_bn']
+  assert 'needs a GPU' in lines['resnet18'] and '0.949' in lines['resnet18']
+  for trained in ('cnn', 'mlp'):
+    cells = [c.strip() for c in lines[trained].split('|')]
+    assert 0.0 <= float(cells[4]) <= 1.0  # our accuracy
+    assert 'experiments.main' in cells[9] and f'model={trained},runlocal=1' in cells[9]
+  png = (tmp_path / 'results.png').read_bytes()
+  assert png.startswith(b'\x89PNG') and len(png) > 5000
+  wall = (tmp_path / 'cnn' / 'reproduce.json').read_text()
+
+  again = run_module('experiments.reproduce', args)  # finished rows: nothing to train
+  assert again.returncode == 0
+  assert 'already trained' in again.stdout
+  assert (tmp_path / 'cnn' / 'reproduce.json').read_text() == wall
+
+
+def test_reproduce_rejects_unknown_rows_and_experiments(tmp_path):
+  result = run_module('experiments.reproduce', ['fashion_mnist', f'--workdir={tmp_path}',
+                                                '--rows=vgg'])
+  assert result.returncode != 0 and 'unknown rows' in result.stderr
+  result = run_module('experiments.reproduce', ['nope', f'--workdir={tmp_path}'])
+  assert result.returncode != 0 and 'no configs/nope.py' in result.stderr

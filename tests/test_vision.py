@@ -1,0 +1,237 @@
+"""Vision: idx data, augmentation, models with BatchNorm, metrics, end-to-end runs."""
+
+import gzip
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bigmodels.data import augment
+from bigmodels.data.idx_images import read_idx_split
+from bigmodels.errors import UserError
+from bigmodels.models import classifiers
+from bigmodels.tasks.classification import classification_sums, per_class_metrics
+from bigmodels.train import loop
+from tests.conftest import run_module, vision_overrides, write_idx_dataset
+
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+def _rows(workdir):
+  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+def test_per_class_metrics_match_hand_computed_values():
+  # rows = true class, columns = predicted
+  confusion = np.array([[5, 1, 0],
+                        [2, 3, 1],
+                        [0, 0, 0]])
+  m = per_class_metrics(confusion)
+  # class 0: tp 5, predicted 7, actual 6; class 1: tp 3, predicted 4, actual 6;
+  # class 2: never true, predicted once.
+  np.testing.assert_allclose(m['precision'], [5 / 7, 3 / 4, 0.0])
+  np.testing.assert_allclose(m['recall'], [5 / 6, 3 / 6, 0.0])
+  f1_0 = 2 * (5 / 7) * (5 / 6) / (5 / 7 + 5 / 6)
+  f1_1 = 2 * (3 / 4) * (1 / 2) / (3 / 4 + 1 / 2)
+  np.testing.assert_allclose(m['f1'], [f1_0, f1_1, 0.0])
+  assert m['macro_f1'] == pytest.approx((f1_0 + f1_1) / 2)  # absent class 2 left out
+
+
+def test_classification_sums_build_the_weighted_confusion_matrix():
+  logits = jnp.array([[3., 0, 0], [0, 2, 0], [0, 0, 1], [1, 0, 0], [0, 5, 0]])
+  labels = jnp.array([0, 1, 1, 2, 0])
+  weights = jnp.array([1., 1, 1, 1, 0])  # last row is padding
+  sums = classification_sums(logits, labels, weights, with_confusion=True)
+  assert float(sums['correct']) == 2 and float(sums['weight']) == 4
+  np.testing.assert_array_equal(sums['confusion'], [[1, 0, 0], [0, 1, 1], [1, 0, 0]])
+  assert 'confusion' not in classification_sums(logits, labels, weights, False)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def test_idx_files_round_trip(tmp_path):
+  folder = write_idx_dataset(tmp_path / 'idx', n_train=30, n_test=20, gz=False)
+  images, labels = read_idx_split(str(folder), 'train')
+  assert images.shape == (30, 12, 12, 1) and images.dtype == np.uint8
+  assert labels.shape == (30,) and set(labels) <= set(range(10))
+
+
+@pytest.mark.parametrize('damage, message', [
+    ('missing', 'is missing'),
+    ('truncated_gz', 'truncated or corrupt'),
+    ('short_data', 'is truncated'),
+    ('bad_magic', 'bad header'),
+    ('count_mismatch', 'do not belong together'),
+])
+def test_damaged_image_files_are_clear_errors(tmp_path, damage, message):
+  folder = write_idx_dataset(tmp_path / 'idx', n_train=30, n_test=20)
+  images = folder / 'train-images-idx3-ubyte.gz'
+  raw = gzip.decompress(images.read_bytes())
+  if damage == 'missing':
+    images.unlink()
+  elif damage == 'truncated_gz':
+    images.write_bytes(images.read_bytes()[:len(images.read_bytes()) // 2])
+  elif damage == 'short_data':
+    images.write_bytes(gzip.compress(raw[:-50]))
+  elif damage == 'bad_magic':
+    images.write_bytes(gzip.compress(b'\x00\x00\x08\x01' + raw[4:]))
+  else:
+    labels = folder / 'train-labels-idx1-ubyte.gz'
+    raw_labels = gzip.decompress(labels.read_bytes())
+    labels.write_bytes(gzip.compress(raw_labels[:4] + (29).to_bytes(4, 'big') +
+                                     raw_labels[8:-1]))
+  with pytest.raises(UserError, match=message) as info:
+    read_idx_split(str(folder), 'train')
+  assert 'train-' in str(info.value) and '\n' not in str(info.value)
+
+
+def test_augmentation_is_deterministic_by_seed_and_changes_images():
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (16, 12, 12, 1)).astype(np.uint8)
+  mean, std = np.array([0.5], np.float32), np.array([0.25], np.float32)
+
+  def pipeline(seed):
+    g = np.random.default_rng(seed)
+    x = augment.random_flip(augment.random_crop(images, 2, g), g)
+    return augment.random_erasing(augment.normalize(x, mean, std), 0.5, g)
+
+  np.testing.assert_array_equal(pipeline([0, 0, 3]), pipeline([0, 0, 3]))
+  assert not np.array_equal(pipeline([0, 0, 3]), pipeline([0, 0, 4]))
+  assert pipeline([0, 0, 3]).shape == images.shape and pipeline([0, 0, 3]).dtype == np.float32
+
+
+def test_each_augmentation_does_what_it_says():
+  g = np.random.default_rng(1)
+  image = np.zeros((1, 8, 8, 1), np.uint8)
+  image[0, 3, 4] = 200  # one bright pixel away from the border
+  for _ in range(10):
+    cropped = augment.random_crop(image, 2, g)
+    assert cropped.shape == image.shape and cropped.sum() == 200  # moved, not lost
+    (row, col), = np.argwhere(cropped[0, :, :, 0])
+    assert abs(row - 3) <= 2 and abs(col - 4) <= 2
+  batch = np.arange(64, dtype=np.uint8).reshape(1, 8, 8, 1).repeat(32, axis=0)
+  flipped = augment.random_flip(batch, g)
+  mirrored = [np.array_equal(f, batch[0][:, ::-1]) for f in flipped]
+  kept = [np.array_equal(f, batch[0]) for f in flipped]
+  assert all(a or b for a, b in zip(mirrored, kept)) and 0 < sum(mirrored) < 32
+  ones = np.ones((200, 10, 10, 1), np.float32)
+  erased = augment.random_erasing(ones, 0.5, g)
+  zeros_per_image = (erased == 0).sum(axis=(1, 2, 3))
+  assert 60 < (zeros_per_image > 0).sum() < 140  # about half the images
+  assert zeros_per_image.max() <= 0.33 * 100 + 12  # area fraction at most ~1/3
+  normalized = augment.normalize(np.full((2, 2, 2, 1), 255, np.uint8),
+                                 np.array([0.5], np.float32), np.array([0.25], np.float32))
+  np.testing.assert_allclose(normalized, 2.0)
+
+
+# --- models --------------------------------------------------------------------------------
+
+def test_batchnorm_statistics_update_in_train_and_stay_frozen_in_eval():
+  model = classifiers.build_classifier('cnn_bn', 10, width=4)
+  x = jax.random.normal(jax.random.key(0), (8, 12, 12, 1)) * 3 + 1
+  variables = model.init(jax.random.key(1), x, train=False)
+  stats = variables['batch_stats']
+  _, updated = model.apply(variables, x, train=True, rngs={'dropout': jax.random.key(2)},
+                           mutable=['batch_stats'])
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), stats, updated['batch_stats'])
+  assert all(jax.tree.leaves(changed))
+  # Eval uses the running statistics: no mutation, and an example's logits do not depend on
+  # the rest of the batch.
+  new_vars = {**variables, 'batch_stats': updated['batch_stats']}
+  full = model.apply(new_vars, x, train=False)
+  single = model.apply(new_vars, x[:1], train=False)
+  np.testing.assert_allclose(full[:1], single, atol=1e-5)
+  with pytest.raises(Exception):  # batch_stats is immutable in eval mode
+    model.apply(new_vars, x, train=True, rngs={'dropout': jax.random.key(2)})
+
+
+@pytest.mark.parametrize('name, params_range', [
+    ('cnn', (0.4e6, 0.5e6)), ('cnn_bn', (0.4e6, 0.5e6)), ('mlp', (0.6e6, 0.7e6)),
+    ('resnet18', (11.0e6, 11.3e6)), ('wrn', (36.4e6, 36.6e6)), ('wrn40_4', (8.9e6, 9.0e6)),
+])
+def test_presets_have_the_published_sizes(name, params_range):
+  model = classifiers.build_classifier(name, 10)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1))))
+  n = sum(x.size for x in jax.tree.leaves(shapes['params']))
+  assert params_range[0] <= n <= params_range[1], n
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('model', ['cnn', 'cnn_bn', 'mlp', 'resnet18', 'wrn'])
+def test_each_model_family_trains_end_to_end(vision_config, tmp_path, model):
+  vision_config.model.name = model
+  if model == 'wrn':
+    vision_config.model.depth = 10
+  workdir = tmp_path / model
+  final = loop.train_and_evaluate(vision_config, workdir)
+  rows = _rows(workdir)
+  evals = [r for r in rows if r['split'] == 'eval']
+  assert [r['step'] for r in evals] == [4, 8]
+  assert {'loss', 'accuracy', 'macro_f1', 'f1/0', 'precision/9', 'recall/3'} <= set(evals[-1])
+  assert final['accuracy'] == evals[-1]['accuracy']
+  assert 'examples_per_s' in [r for r in rows if r['split'] == 'train'][-1]
+  for png in ('confusion.png', 'curves.png'):
+    data = (workdir / png).read_bytes()
+    assert data.startswith(PNG) and len(data) > 5000
+  confusion = json.loads((workdir / 'confusion.json').read_text())
+  assert np.array(confusion['matrix']).sum() == 96  # every test image once, no padding rows
+  assert confusion['step'] == 8
+
+
+def test_a_small_cnn_learns_the_synthetic_classes(vision_config, tmp_path):
+  vision_config.total_steps = 60
+  vision_config.eval_every = 60
+  vision_config.model.width = 8
+  final = loop.train_and_evaluate(vision_config, tmp_path / 'run')
+  assert final['accuracy'] > 0.5  # chance is 0.1
+
+
+def test_resume_with_batchnorm_is_bit_identical(vision_config, tmp_path):
+  import orbax.checkpoint as ocp
+  vision_config.checkpoint_every = 100
+  loop.train_and_evaluate(vision_config, tmp_path / 'straight')
+  loop.train_and_evaluate(vision_config, tmp_path / 'resumed', stop_at=3)
+  loop.train_and_evaluate(vision_config, tmp_path / 'resumed')
+  read = lambda d: ocp.StandardCheckpointer().restore(d / 'checkpoints' / '8' / 'state')
+  a, b = read(tmp_path / 'straight'), read(tmp_path / 'resumed')
+  assert jax.tree.leaves(a['model_state'])
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_batchnorm_over_eight_devices_matches_one_device(image_dir, tmp_path):
+  overrides = vision_overrides(image_dir)
+  overrides.update({'total_steps': 3, 'log_every': 1, 'eval_every': 100,
+                    'checkpoint_every': 100, 'model.dropout_rate': 0.0})
+  out = {}
+  for devices in (1, 8):
+    result = run_module('tests.run_tiny', [str(tmp_path / str(devices)), json.dumps(overrides),
+                                           'fashion_mnist:model=cnn_bn'], env={
+        'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
+        'JAX_PLATFORMS': 'cpu'})
+    assert result.returncode == 0, result.stderr[-2000:]
+    out[devices] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out[devices]['devices'] == devices
+  # Batch statistics are over the global batch, not per device shard.
+  np.testing.assert_allclose(out[8]['model_state'], out[1]['model_state'], rtol=1e-5)
+  np.testing.assert_allclose(out[8]['losses'], out[1]['losses'], rtol=1e-5)
+  np.testing.assert_allclose(out[8]['params'], out[1]['params'], rtol=1e-5)
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+def test_missing_image_folder_and_unknown_model_are_one_line_cli_errors(tmp_path):
+  base = ['--config=configs/fashion_mnist.py:model=cnn,runlocal=1', f'--workdir={tmp_path}/w']
+  result = run_module('experiments.main', base + [f'--config.data.image_dir={tmp_path}/none'])
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'does not exist' in lines[0] and 'image_dir' in lines[0]
+  result = run_module('experiments.main', base + ['--config.model.name=vgg'])
+  assert result.returncode == 2 and 'unknown model.name' in result.stderr
+  result = run_module('experiments.main', base + ['--config.data.tfds_name=cifar10'])
+  assert result.returncode == 2 and 'TensorFlow' in result.stderr
