@@ -59,7 +59,7 @@ def _command(experiment: str, row: dict, rowdir: Path) -> list[str]:
 def _stream(pipe, prefix: str, seen: dict) -> None:
   for line in pipe:
     if line.startswith('devices: '):
-      seen['device'] = line.split(':', 1)[1].split(',')[0].strip()
+      seen['device'] = line.split(':', 1)[1].split(' in ')[0].strip()  # e.g. '1 x cpu'
     print(f'{prefix}{line}', end='', flush=True)
 
 
