@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bigmodels import atomic
+from bigmodels.data import catalog
 from bigmodels.data.cache import data_cache_dir
 from bigmodels.errors import UserError
 
@@ -48,12 +49,6 @@ class ImageData:
     return tuple(self.train['image'].shape[1:])
 
 
-def _quiet_tfds():
-  import tensorflow_datasets as tfds  # Imported lazily: it is slow to import.
-  tfds.disable_progress_bar()
-  return tfds
-
-
 def _local_builder(data_config: Any, cache_dir: str):
   from bigmodels.data.idx_images import IdxImages, idx_config
   image_dir = data_config.image_dir or FASHION_MNIST_DIR
@@ -62,7 +57,7 @@ def _local_builder(data_config: Any, cache_dir: str):
             else 'check --config.data.image_dir')
     raise UserError(f'image folder {image_dir!r} does not exist: {hint}, or set '
                     '--config.data.tfds_name (needs TensorFlow and internet)')
-  _quiet_tfds()
+  catalog.quiet_tfds()
   builder = IdxImages(config=idx_config(image_dir), data_dir=os.path.join(cache_dir, 'tfds'),
                       file_format='array_record')
   builder.download_and_prepare()
@@ -71,30 +66,12 @@ def _local_builder(data_config: Any, cache_dir: str):
 
 
 def _catalog_builder(data_config: Any, cache_dir: str):
-  name = data_config.tfds_name
-  try:
-    import tensorflow  # noqa: F401  (TFDS catalog builders need it to prepare and decode.)
-  except ImportError:
-    raise UserError(f'data.tfds_name={name!r} needs TensorFlow and internet access to prepare: '
-                    'pip install tensorflow-cpu, or unset data.tfds_name to use the local '
-                    'Fashion-MNIST files') from None
-  tfds = _quiet_tfds()
-  try:
-    builder = tfds.builder(name, data_dir=os.path.join(cache_dir, 'tfds'),
-                           file_format='array_record')
-    builder.download_and_prepare()
-  except Exception as e:  # TFDS raises many types for unknown names and failed downloads.
-    raise UserError(f'could not prepare TFDS dataset {name!r} ({type(e).__name__}: '
-                    f'{str(e).splitlines()[0] if str(e) else ""}): check the name and your '
-                    'internet connection') from None
-  splits = (data_config.tfds_train_split, data_config.tfds_eval_split)
-  for split in splits:
-    if split not in builder.info.splits:
-      raise UserError(f'TFDS dataset {name!r} has no split {split!r}; it has '
-                      f'{sorted(builder.info.splits)}')
+  builder = catalog.prepare_catalog_builder(data_config, cache_dir,
+                                            'the local Fashion-MNIST files')
   label = builder.info.features['label']
   names = tuple(getattr(label, 'names', None) or (str(i) for i in range(label.num_classes)))
-  return builder, splits, names, f'TFDS {name}'
+  splits = (data_config.tfds_train_split, data_config.tfds_eval_split)
+  return builder, splits, names, f'TFDS {data_config.tfds_name}'
 
 
 def _read_split(builder: Any, split: str) -> dict[str, np.ndarray]:

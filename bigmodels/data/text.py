@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bigmodels import atomic
-from bigmodels.data import packing, tokenizer as tokenizer_lib
+from bigmodels.data import catalog, packing, tokenizer as tokenizer_lib
 from bigmodels.data.cache import data_cache_dir
 from bigmodels.errors import UserError
 
@@ -53,16 +53,10 @@ def python_docs_dir() -> str:
   return found[-1]
 
 
-def _quiet_tfds():
-  import tensorflow_datasets as tfds  # Imported lazily: it is slow to import.
-  tfds.disable_progress_bar()
-  return tfds
-
-
 def _local_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], Path, str]:
   from bigmodels.data.text_corpus import TextCorpus, corpus_config
   corpus_dir = data_config.corpus_dir or python_docs_dir()
-  _quiet_tfds()
+  catalog.quiet_tfds()
   builder = TextCorpus(config=corpus_config(corpus_dir, data_config.heldout_percent),
                        data_dir=os.path.join(cache_dir, 'tfds'), file_format='array_record')
   builder.download_and_prepare()
@@ -72,29 +66,11 @@ def _local_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], 
 
 
 def _catalog_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], Path, str]:
-  name = data_config.tfds_name
-  try:
-    import tensorflow  # noqa: F401  (TFDS catalog builders need it to prepare data.)
-  except ImportError:
-    raise UserError(f'data.tfds_name={name!r} needs TensorFlow and internet access to prepare: '
-                    'pip install tensorflow-cpu, or unset data.tfds_name to use a local '
-                    'corpus') from None
-  tfds = _quiet_tfds()
-  try:
-    builder = tfds.builder(name, data_dir=os.path.join(cache_dir, 'tfds'),
-                           file_format='array_record')
-    builder.download_and_prepare()
-  except Exception as e:  # TFDS raises many types for unknown names and failed downloads.
-    raise UserError(f'could not prepare TFDS dataset {name!r} ({type(e).__name__}: '
-                    f'{str(e).splitlines()[0] if str(e) else ""}): check the name and your '
-                    'internet connection') from None
+  builder = catalog.prepare_catalog_builder(data_config, cache_dir, 'a local corpus')
   splits = builder.as_data_source()
-  for split in (data_config.tfds_train_split, data_config.tfds_eval_split):
-    if split not in splits:
-      raise UserError(f'TFDS dataset {name!r} has no split {split!r}; it has {sorted(splits)}')
   return ({'train': splits[data_config.tfds_train_split],
            'eval': splits[data_config.tfds_eval_split]}, Path(builder.data_dir),
-          f'TFDS {name}')
+          f'TFDS {data_config.tfds_name}')
 
 
 def _texts(source: Any, key: str, limit: int) -> list[str]:

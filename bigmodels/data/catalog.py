@@ -1,0 +1,44 @@
+"""TFDS catalog datasets (`data.tfds_name`): prepared with TensorFlow and internet, or a
+one-line error saying what is missing."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bigmodels.errors import UserError
+
+
+def quiet_tfds():
+  """tensorflow_datasets, imported lazily (it is slow to import), without progress bars."""
+  import tensorflow_datasets as tfds
+  tfds.disable_progress_bar()
+  return tfds
+
+
+def prepare_catalog_builder(data_config: Any, cache_dir: str, local_alternative: str) -> Any:
+  """The prepared TFDS builder named by data.tfds_name, holding both configured splits.
+
+  `local_alternative` completes the hint when TensorFlow is missing, e.g. 'a local corpus'.
+  """
+  name = data_config.tfds_name
+  try:
+    import tensorflow  # noqa: F401  (TFDS catalog builders need it to prepare and decode.)
+  except ImportError:
+    raise UserError(f'data.tfds_name={name!r} needs TensorFlow and internet access to prepare: '
+                    f'pip install tensorflow-cpu, or unset data.tfds_name to use '
+                    f'{local_alternative}') from None
+  tfds = quiet_tfds()
+  try:
+    builder = tfds.builder(name, data_dir=os.path.join(cache_dir, 'tfds'),
+                           file_format='array_record')
+    builder.download_and_prepare()
+  except Exception as e:  # TFDS raises many types for unknown names and failed downloads.
+    raise UserError(f'could not prepare TFDS dataset {name!r} ({type(e).__name__}: '
+                    f'{str(e).splitlines()[0] if str(e) else ""}): check the name and your '
+                    'internet connection') from None
+  for split in (data_config.tfds_train_split, data_config.tfds_eval_split):
+    if split not in builder.info.splits:
+      raise UserError(f'TFDS dataset {name!r} has no split {split!r}; it has '
+                      f'{sorted(builder.info.splits)}')
+  return builder
