@@ -1,8 +1,39 @@
-"""Keys every experiment config shares (the public contract of DESIGN.md)."""
+"""Keys every experiment config shares (the public contract in the README), with their meanings."""
 
 from __future__ import annotations
 
 import ml_collections
+
+
+# One line per shared key; each config file adds its own in HELP. `--print_config` shows them.
+BASE_HELP = {
+    'task': 'task family: mlm or classification (set by the config file)',
+    'seed': 'random seed of initialisation, data order, masking, augmentation and dropout',
+    'total_steps': 'optimizer steps of the whole run (raising it on resume extends the run)',
+    'batch_size': 'global batch size, over all devices and processes',
+    'log_every': 'steps between progress lines and train rows in metrics.jsonl',
+    'eval_every': 'steps between evaluations (there is always one at the end)',
+    'eval_steps': 'eval batches per evaluation; 0 = the whole eval split',
+    'checkpoint_every': 'steps between checkpoints (there is always one at the end)',
+    'keep_checkpoints': 'how many of the newest checkpoints to keep',
+    'skip_nonfinite_steps': 'non-finite loss/gradient/update: 0 stops the run; K > 0 skips up '
+                            'to K such steps, keeping the previous state',
+    'allow_fresh_start': 'when no checkpoint in the workdir is readable: move them aside and '
+                         'start over instead of stopping',
+    'optimizer.name': 'adamw (decoupled weight decay on kernels and embeddings) or adam',
+    'optimizer.learning_rate': 'peak learning rate, reached after the warm-up',
+    'optimizer.schedule': 'decay after the warm-up: linear, cosine or constant',
+    'optimizer.warmup_steps': 'steps of linear warm-up from learning_rate / warmup_steps',
+    'optimizer.end_lr_fraction': 'final learning rate as a fraction of the peak',
+    'optimizer.b1': 'Adam first-moment decay',
+    'optimizer.b2': 'Adam second-moment decay',
+    'optimizer.eps': 'Adam epsilon',
+    'optimizer.weight_decay': 'AdamW decoupled weight decay (kernels and embeddings only)',
+    'optimizer.grad_clip_norm': 'clip gradients to this global norm; 0 = no clipping',
+    'mesh.axes': 'names of the device mesh axes',
+    'mesh.shape': 'devices along each mesh axis; one -1 takes the remaining devices',
+    'mesh.rules': 'logical axis name -> mesh axis (or axes, or None = replicated)',
+}
 
 
 def parse_arg(arg: str | None, defaults: dict[str, str]) -> dict[str, str]:

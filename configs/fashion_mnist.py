@@ -60,6 +60,28 @@ PUBLISHED = {
 }
 
 
+HELP = {
+    'label_smoothing': 'label smoothing of the training loss (0 = off)',
+    'model.name': 'classifier preset: cnn, cnn_bn, mlp, resnet18, resnet34, wrn (WRN-28-10), '
+                  'wrn28_10, wrn40_4, wrn16_4',
+    'model.num_classes': 'classifier outputs (at least the classes in the data)',
+    'model.dropout_rate': 'dropout of the models that have it',
+    'model.dtype': 'compute dtype: float32 or bfloat16',
+    'model.width': '> 0 rescales the preset (CNN/MLP/ResNet width, WRN widening); 0 = preset',
+    'model.depth': '> 0 sets a Wide ResNet\'s depth (6n + 4); 0 = preset',
+    'data.image_dir': "folder of MNIST-format idx files; '' = Debian's dataset-fashion-mnist",
+    'data.tfds_name': 'TFDS catalog image dataset instead (needs TensorFlow and internet)',
+    'data.tfds_train_split': 'TFDS split to train on',
+    'data.tfds_eval_split': 'TFDS split to evaluate on',
+    'data.image_shape': '(height, width, channels) the data must have',
+    'data.num_threads': 'input pipeline worker threads',
+    'data.prefetch': 'batches prepared ahead of the device',
+    'data.augment.crop_padding': 'random crop after zero padding by this many pixels (0 = off)',
+    'data.augment.flip': 'random horizontal flips',
+    'data.augment.erase_prob': 'probability of random erasing per image (0 = off)',
+}
+
+
 def reproduce_rows() -> list[dict]:
   """The benchmark rows `experiments.reproduce` trains: config argument, published figure,
   and whether the row needs a GPU to finish in reasonable time."""

@@ -16,6 +16,37 @@ import ml_collections
 from configs import base
 
 
+HELP = {
+    'model.size': 'BERT size preset: tiny, mini, small, medium or base (L2/H128 ... L12/H768)',
+    'model.vocab_size': 'tokenizer and embedding size (a corpus too small to fill it lowers '
+                        'it; config.json records the size used)',
+    'model.max_len': 'longest sequence the position table holds',
+    'model.num_layers': 'encoder layers (0 = from the size preset)',
+    'model.hidden_size': 'hidden width (0 = from the size preset)',
+    'model.num_heads': 'attention heads (0 = from the size preset)',
+    'model.mlp_dim': 'feed-forward width (0 = 4 x hidden_size)',
+    'model.dropout_rate': 'dropout after embeddings, attention and MLP blocks',
+    'model.pre_ln': 'True: pre-LayerNorm blocks; False: the original post-LN BERT',
+    'model.remat': 'recompute each layer in the backward pass (less memory, more compute)',
+    'model.dtype': 'compute dtype of activations: float32 or bfloat16',
+    'model.param_dtype': 'dtype the parameters are stored and updated in',
+    'model.attention_impl': "'' lets JAX choose; 'cudnn' or 'xla' forces an implementation",
+    'data.corpus_dir': "folder of .txt/.md/.rst documents; '' = the Python docs (python3-doc)",
+    'data.tfds_name': 'TFDS catalog text dataset instead (needs TensorFlow and internet)',
+    'data.tfds_train_split': 'TFDS split to train on',
+    'data.tfds_eval_split': 'TFDS split to evaluate on',
+    'data.text_key': 'TFDS feature holding the text',
+    'data.max_documents': 'use only the first N documents; 0 = all',
+    'data.heldout_percent': 'share of local documents held out for evaluation (by path hash)',
+    'data.seq_len': 'tokens per packed row',
+    'data.mask_rate': 'share of (non-special) tokens chosen for prediction',
+    'data.mask_token_prob': 'of the chosen tokens, the share replaced by [MASK]',
+    'data.random_token_prob': 'of the chosen tokens, the share replaced by a random token',
+    'data.num_threads': 'input pipeline worker threads',
+    'data.prefetch': 'batches prepared ahead of the device',
+}
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The masked-LM config; `arg` selects the model size, e.g. 'size=mini'."""
   args = base.parse_arg(arg, {'size': 'tiny'})

@@ -4,9 +4,11 @@
       --config.data.seq_len=128 --config.model.vocab_size=30522
 
 Prints one JSON line: tokens_per_s (or examples_per_s), step_ms (median over windows, after
-warm-up), peak_mem_mb, mfu (XLA's FLOP count of the step / time / the device's peak bf16 FLOP/s;
-null on CPU), devices, backend, plus compile_s and host_batch_ms (time to make and mask one
-host batch, the input pipeline's per-step work).
+warm-up), peak_mem_mb, mfu (the task's analytic training FLOPs per example x batch / step time /
+(the device's dense bf16 peak FLOP/s x devices); null where the peak is unknown, e.g. on CPU),
+devices, backend, plus compile_s, host_batch_ms (time to make and mask one host batch, the
+input pipeline's per-step work), model_tflops_per_s and xla_step_gflops (XLA's own FLOP count of
+the step, which misses the FLOPs of cuBLAS/cuDNN calls on GPU).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -15,6 +17,9 @@ from bigmodels.errors import RunInterrupted, UserError
 CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with an argument: configs/NAME.py[:ARG]. '
     'Override keys with --config.KEY=VALUE.', lock_config=True)
+PRINT_CONFIG = flags.DEFINE_bool(
+    'print_config', False, 'Print the resolved config (every key, its value and its meaning) '
+    'and exit.')
 VERBOSE = flags.DEFINE_bool('verbose', False, 'Show full tracebacks for errors.')
 DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False, 'Call jax.distributed.initialize() first (multi-host runs; the '
@@ -51,7 +56,63 @@ def _one_line(error: BaseException) -> str:
   return lines[-1] if lines else type(error).__name__
 
 
+HELP_FLAGS = ('--help', '-h', '-?', '--helpfull', '--helpshort')
+
+
+def print_help() -> None:
+  """The entry point's docstring, its flags and the shared ones, and how to list config keys."""
+  main_module = sys.modules['__main__']
+  print((main_module.__doc__ or '').strip())
+  print('\nflags of this command:')
+  print(flags.FLAGS.main_module_help() or '  (none)')
+  print('\nflags of every command:')
+  print(flags.FLAGS.module_help(sys.modules[__name__]))
+  print('\nConfig keys: add --print_config to list every key of a config with its value and '
+        'meaning, e.g.\n  python -m experiments.main --config=configs/mlm.py --print_config\n'
+        'and override any of them with --config.KEY=VALUE.')
+
+
+def _config_help(config_file: str) -> dict[str, str]:
+  """BASE_HELP plus the config file's own HELP dict (one line per key)."""
+  from configs import base
+  help_lines = dict(base.BASE_HELP)
+  spec = importlib.util.spec_from_file_location('_config_help', config_file)
+  if spec and spec.loader:
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    help_lines.update(getattr(module, 'HELP', {}))
+  return help_lines
+
+
+def _flatten(node: Any, prefix: str = '') -> dict[str, Any]:
+  out = {}
+  for key, value in node.items():
+    if hasattr(value, 'items'):
+      out.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+def print_config() -> None:
+  """Prints `KEY = VALUE  # meaning` for every key of the resolved config (size presets
+  filled in), then returns."""
+  from bigmodels.tasks import get_task
+  config = CONFIG.value
+  get_task(config)  # Resolves what the task derives from the config (e.g. size presets).
+  config_file = flags.FLAGS['config'].config_filename.split(':')[0]
+  help_lines = _config_help(config_file)
+  items = _flatten(config)
+  width = min(max(len(f'{k} = {v!r}') for k, v in items.items()), 48)
+  for key, value in items.items():
+    text = f'{key} = {value!r}'
+    print(f'{text:<{width}}  # {help_lines.get(key, "")}'.rstrip(' #'))
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+  if any(arg.split('=')[0] in HELP_FLAGS for arg in argv[1:]):
+    print_help()
+    sys.exit(0)
   try:
     rest = flags.FLAGS(argv)
     config = CONFIG.value  # Loads the config file and applies --config.* overrides.
@@ -82,6 +143,9 @@ def run(main: Callable[[], None]) -> None:
     if not VERBOSE.value:  # Library chatter (backend probing, TFDS, orbax) only with --verbose.
       absl_logging.set_verbosity(absl_logging.ERROR)
     try:
+      if PRINT_CONFIG.value:
+        print_config()
+        return
       if DISTRIBUTED.value:
         initialize_distributed()
       main()

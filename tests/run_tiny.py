@@ -1,35 +1,57 @@
-"""Helper for subprocess tests: trains a config with JSON overrides, prints the train losses
-and a digest of the final parameters and model state.
+"""Helper for subprocess tests: trains a config with JSON overrides and reports what it did.
 
-  python -m tests.run_tiny WORKDIR '{"batch_size": 8, ...}' [CONFIG_MODULE[:ARG]]
+  python -m tests.run_tiny WORKDIR '{"batch_size": 8, ...}' [CONFIG_MODULE[:ARG]] [STOP_AT]
 
-CONFIG_MODULE defaults to `mlm` (configs/mlm.py); e.g. `fashion_mnist:model=cnn_bn`.
+CONFIG_MODULE defaults to `mlm` (configs/mlm.py); e.g. `fashion_mnist:model=cnn_bn`. STOP_AT
+ends the run early with a checkpoint, as a preemption would. Prints one JSON line (devices,
+train and eval losses, and for every parameter its mesh partition spec and the shape of this
+process's first shard) and writes every leaf of the final params and model state to
+WORKDIR/final.npz under its path.
 """
 
 import importlib
 import json
 import sys
 
-from tests.conftest import apply_overrides
+import numpy as np
+
+from tests.helpers import apply_overrides, rows
+
+
+def _path_name(path) -> str:
+  return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in path)
 
 
 def main() -> None:
+  import jax
   from bigmodels.train import loop
+  from bigmodels.train.checkpoint import Checkpointer
   workdir, overrides = sys.argv[1], json.loads(sys.argv[2])
   module, _, arg = (sys.argv[3] if len(sys.argv) > 3 else 'mlm').partition(':')
+  stop_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
   config = importlib.import_module(f'configs.{module}').get_config(arg or None)
   apply_overrides(config, overrides)
-  loop.train_and_evaluate(config, workdir)
-  rows = [json.loads(line) for line in open(f'{workdir}/metrics.jsonl')]
-  import jax
-  import orbax.checkpoint as ocp
-  state = ocp.StandardCheckpointer().restore(
-      f'{workdir}/checkpoints/{config.total_steps}/state')
+
+  loop.train_and_evaluate(config, workdir, stop_at=stop_at)
+  setup = loop.build(config)
+  step = stop_at or config.total_steps
+  restored = Checkpointer(f'{workdir}/checkpoints').restore(step, setup.abstract_state)[0]
+  leaves = {}
+  shards = {}
+  for group in ('params', 'model_state'):
+    for path, leaf in jax.tree_util.tree_leaves_with_path(getattr(restored, group)):
+      name = f'{group}/{_path_name(path)}'
+      leaves[name] = np.asarray(jax.device_get(leaf))
+      spec = [a if a is None or isinstance(a, str) else list(a) for a in leaf.sharding.spec]
+      shards[name] = {'spec': spec,
+                      'shard_shape': list(leaf.addressable_shards[0].data.shape),
+                      'shape': list(leaf.shape)}
+  np.savez(f'{workdir}/final.npz', **leaves)
   print(json.dumps({'devices': jax.device_count(),
-                    'losses': [r['loss'] for r in rows if r['split'] == 'train'],
-                    'model_state': [float(abs(x).sum()) for x in
-                                    jax.tree.leaves(state.get('model_state', {}))],
-                    'params': [float(abs(x).sum()) for x in jax.tree.leaves(state['params'])]}))
+                    'losses': [r['loss'] for r in rows(workdir, 'train')],
+                    'eval': [{k: v for k, v in r.items() if isinstance(v, float)}
+                             for r in rows(workdir, 'eval')],
+                    'shards': shards}))
 
 
 if __name__ == '__main__':

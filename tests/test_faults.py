@@ -1,8 +1,7 @@
-"""Fault injection: preemption signals, damaged checkpoints, config changes, divergence."""
+"""Fault injection: preemption signals, damaged checkpoints, config changes, divergence,
+SIGKILL in every phase, a full disk."""
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,39 +12,68 @@ import pytest
 
 from bigmodels.errors import UserError
 from bigmodels.train import loop
-from tests.conftest import ROOT, cli_overrides, tiny_overrides
-from tests.test_train import _final_params, _rows
+from tests.helpers import (ROOT, apply_overrides, checkpoint_steps, cli_overrides, rows,
+                           saved_state, tiny_overrides)
 
 
-def _steps(workdir):
-  return sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit())
+def _command(corpus_dir, workdir, **extra):
+  overrides = tiny_overrides(corpus_dir)
+  overrides.update({'total_steps': 300, 'log_every': 1, 'eval_every': 1000,
+                    'checkpoint_every': 1000}, **extra)
+  return [sys.executable, '-m', 'experiments.main', '--config=configs/mlm.py',
+          f'--workdir={workdir}', *cli_overrides(overrides)]
+
+
+def _signal_at_step_3(cmd, signals):
+  """Starts `cmd`, sends `signals` once step 3 is printed (each after the previous one was
+  acknowledged); returns (exit code, stdout, stderr)."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+  out = []
+  for line in proc.stdout:
+    out.append(line)
+    if line.startswith('step   3/'):
+      proc.send_signal(signals[0])
+      break
+  for sig in signals[1:]:
+    for line in proc.stdout:
+      out.append(line)
+      if 'received: finishing this step' in line:
+        proc.send_signal(sig)
+        break
+  rest, err = proc.communicate(timeout=120)
+  return proc.returncode, ''.join(out) + rest, err
 
 
 def test_sigterm_saves_a_checkpoint_and_the_rerun_matches(corpus_dir, tmp_path):
-  overrides = tiny_overrides(corpus_dir)
-  overrides.update({'total_steps': 30, 'log_every': 1, 'eval_every': 100,
-                    'checkpoint_every': 100})
   straight, preempted = tmp_path / 'straight', tmp_path / 'preempted'
-  cmd = [sys.executable, '-m', 'experiments.main', '--config=configs/mlm.py',
-         *cli_overrides(overrides)]
-  subprocess.run(cmd + [f'--workdir={straight}'], cwd=ROOT, check=True, capture_output=True)
-  proc = subprocess.Popen(cmd + [f'--workdir={preempted}'], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-  for line in proc.stdout:
-    if line.startswith('step  3/30'):
-      proc.send_signal(signal.SIGTERM)
-      break
-  _, err = proc.communicate(timeout=120)
-  assert proc.returncode == 75, err
+  subprocess.run(_command(corpus_dir, straight, total_steps=30), cwd=ROOT, check=True,
+                 capture_output=True)
+  code, _, err = _signal_at_step_3(_command(corpus_dir, preempted, total_steps=30),
+                                   [signal.SIGTERM])
+  assert code == 75, err
   assert 'stopped by SIGTERM after step' in err and 're-run the same command' in err
-  stopped_at = _steps(preempted)
+  stopped_at = checkpoint_steps(preempted)
   assert len(stopped_at) == 1 and 3 <= stopped_at[0] < 30
-  subprocess.run(cmd + [f'--workdir={preempted}'], cwd=ROOT, check=True, capture_output=True)
-  for a, b in zip(jax.tree.leaves(_final_params(straight, 30)),
-                  jax.tree.leaves(_final_params(preempted, 30))):
+  rerun = subprocess.run(_command(corpus_dir, preempted, total_steps=30), cwd=ROOT, check=True,
+                         capture_output=True, text=True)
+  assert f'resuming from checkpoint at step {stopped_at[0]}' in rerun.stdout
+  for a, b in zip(jax.tree.leaves(saved_state(straight, 30)['params']),
+                  jax.tree.leaves(saved_state(preempted, 30)['params'])):
     np.testing.assert_array_equal(a, b)
   # The metric log holds each step once, as if the run had never stopped.
-  assert [r['step'] for r in _rows(preempted) if r['split'] == 'train'] == list(range(1, 31))
+  assert [r['step'] for r in rows(preempted, 'train')] == list(range(1, 31))
+
+
+def test_sigint_stops_gracefully_and_a_second_signal_exits_at_once(corpus_dir, tmp_path):
+  code, out, err = _signal_at_step_3(_command(corpus_dir, tmp_path / 'int'), [signal.SIGINT])
+  assert code == 75, err
+  assert 'SIGINT received' in out and 'stopped by SIGINT after step' in err
+  assert len(checkpoint_steps(tmp_path / 'int')) == 1
+  code, out, err = _signal_at_step_3(_command(corpus_dir, tmp_path / 'twice'),
+                                     [signal.SIGTERM, signal.SIGTERM])
+  assert code == 128 + signal.SIGTERM, (code, err)
+  assert 'stopped by' not in err  # it did not wait for the step and the save
 
 
 def _corrupt(step_dir):
@@ -58,13 +86,13 @@ def _corrupt(step_dir):
 def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tiny_config, tmp_path, capsys):
   workdir = tmp_path / 'run'
   loop.train_and_evaluate(tiny_config, workdir)
-  assert _steps(workdir) == [3, 6]
+  assert checkpoint_steps(workdir) == [3, 6]
   _corrupt(workdir / 'checkpoints' / '6')
   tiny_config.total_steps = 8
   loop.train_and_evaluate(tiny_config, workdir)
   out = capsys.readouterr().out
   assert 'is unreadable' in out and 'resuming from older checkpoint at step 3' in out
-  assert _steps(workdir)[-1] == 8
+  assert checkpoint_steps(workdir)[-1] == 8
   assert list(tmp_path.glob('run/checkpoints.unreadable-*/6'))  # kept aside, not deleted
 
 
@@ -80,7 +108,7 @@ def test_no_readable_checkpoint_refuses_unless_allowed(tiny_config, tmp_path, ca
   loop.train_and_evaluate(tiny_config, workdir)
   assert 'moved the unreadable checkpoints' in capsys.readouterr().out
   assert list(tmp_path.glob('run/checkpoints.unreadable-*/3'))
-  assert _steps(workdir) == [3]
+  assert checkpoint_steps(workdir) == [3]
 
 
 def test_resuming_with_different_model_lists_the_keys(tiny_config, tmp_path):
@@ -93,52 +121,53 @@ def test_resuming_with_different_model_lists_the_keys(tiny_config, tmp_path):
   tiny_config.model.hidden_size, tiny_config.data.seq_len = 32, 32
   tiny_config.total_steps, tiny_config.log_every = 4, 1  # allowed: extends the run
   loop.train_and_evaluate(tiny_config, workdir)
-  assert _steps(workdir)[-1] == 4
+  assert checkpoint_steps(workdir)[-1] == 4
 
 
-def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(tiny_config, tmp_path):
+def test_an_infinite_update_stops_the_run_before_it_is_saved(tiny_config, tmp_path):
   workdir = tmp_path / 'run'
   tiny_config.total_steps, tiny_config.checkpoint_every = 3, 1
   tiny_config.optimizer.warmup_steps = 0
   loop.train_and_evaluate(tiny_config, workdir)
-  tiny_config.total_steps, tiny_config.log_every = 8, 1
+  tiny_config.total_steps, tiny_config.log_every, tiny_config.eval_every = 8, 8, 4
   tiny_config.optimizer.learning_rate = float('inf')
-  with pytest.raises(loop.TrainingDiverged, match=r'(loss|grad_norm) became nan at step 5'):
+  # Step 4's loss and gradient are finite (computed from step 3's good parameters); its
+  # update is not. The run must stop there, naming the update, and save nothing after 3.
+  with pytest.raises(loop.TrainingDiverged,
+                     match=r'parameter update norm \(update_norm\) became (nan|inf) at step 4'):
     loop.train_and_evaluate(tiny_config, workdir)
-  assert _steps(workdir)[-1] <= 4  # step 4 (finite loss, inf update) at most, never 5+
+  assert checkpoint_steps(workdir) == [1, 2, 3]
+  params = saved_state(workdir, 3)['params']
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+  assert [r['step'] for r in rows(workdir, 'eval')] == [3]  # no eval of the diverged state
 
 
 def test_nonfinite_steps_can_be_skipped_up_to_a_limit(tiny_config, tmp_path, capsys):
   tiny_config.optimizer.learning_rate = float('inf')
   tiny_config.skip_nonfinite_steps = 2
   tiny_config.log_every = 1
-  with pytest.raises(loop.TrainingDiverged):
+  with pytest.raises(loop.TrainingDiverged, match='at step 3'):
     loop.train_and_evaluate(tiny_config, tmp_path / 'run')
   assert capsys.readouterr().out.count('the step was skipped') == 2
 
 
 def test_skipped_steps_count_across_a_resume(tiny_config, tmp_path, capsys):
-  tiny_config.optimizer.learning_rate = float('inf')  # step 1 finite, every later step NaN
-  tiny_config.skip_nonfinite_steps = 2
+  tiny_config.optimizer.learning_rate = float('inf')  # every update is infinite
+  tiny_config.skip_nonfinite_steps = 3
   tiny_config.log_every = 1
   workdir = tmp_path / 'run'
-  loop.train_and_evaluate(tiny_config, workdir, stop_at=2)  # skips step 2, saves
-  assert capsys.readouterr().out.count('the step was skipped') == 1
+  loop.train_and_evaluate(tiny_config, workdir, stop_at=2)  # skips steps 1 and 2, saves
+  assert capsys.readouterr().out.count('the step was skipped') == 2
   with pytest.raises(loop.TrainingDiverged, match='at step 4'):
     loop.train_and_evaluate(tiny_config, workdir)  # one skip left: step 3; step 4 stops
   assert capsys.readouterr().out.count('the step was skipped') == 1
 
 
-def test_interval_of_zero_is_a_user_error(tiny_config, tmp_path):
-  tiny_config.log_every = 0
-  with pytest.raises(UserError, match='log_every=0 must be a positive'):
-    loop.train_and_evaluate(tiny_config, tmp_path / 'run')
-
-
-def test_sigkill_at_random_instants_loses_nothing(tmp_path):
+def test_sigkill_in_every_phase_loses_nothing(tmp_path):
   from tests import fault_soak
-  fault_soak.soak(kills=3, seed=1, base=tmp_path, total_steps=200, max_delay=8.0,
-                  log=lambda _: None)
+  counts = fault_soak.soak(kills=4, seed=1, base=tmp_path, total_steps=120,
+                           log=lambda _: None)
+  assert counts == {'data': 1, 'compile': 1, 'step': 1, 'save': 1}
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -147,13 +176,15 @@ def test_sigkill_at_random_instants_loses_nothing(tmp_path):
     ({'data.mask_rate': 1.5}, r'data.mask_rate=1.5 must be in \(0, 1\)'),
     ({'data.mask_rate': 0.0}, r'data.mask_rate=0.0 must be in \(0, 1\)'),
     ({'optimizer.name': 'sgdd'}, "unknown optimizer.name='sgdd'"),
+    ({'log_every': 0}, 'log_every=0 must be a positive'),
+    ({'batch_size': -3}, 'batch_size=-3 must be a positive'),
 ])
-def test_impossible_values_are_user_errors(tiny_config, tmp_path, overrides, message):
-  from tests.conftest import apply_overrides
+def test_impossible_values_are_user_errors_that_write_nothing(tiny_config, tmp_path,
+                                                              overrides, message):
   apply_overrides(tiny_config, overrides)
   with pytest.raises(UserError, match=message):
     loop.train_and_evaluate(tiny_config, tmp_path / 'run')
-  assert not (tmp_path / 'run' / 'checkpoints').exists()
+  assert not (tmp_path / 'run').exists()
 
 
 def test_empty_corpus_and_unwritable_workdir(tiny_config, tmp_path, monkeypatch):
@@ -168,6 +199,7 @@ def test_empty_corpus_and_unwritable_workdir(tiny_config, tmp_path, monkeypatch)
   (empty / 'blank.txt').unlink()
   with pytest.raises(UserError, match='holds no .txt, .md or .rst files'):
     loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  assert not (tmp_path / 'run').exists()
   blocker = tmp_path / 'a-file'  # a workdir below a file cannot be created, even by root
   blocker.write_text('x')
   with pytest.raises(UserError, match='is not writable'):
@@ -190,4 +222,4 @@ def test_disk_full_during_a_save_keeps_earlier_checkpoints(tiny_config, tmp_path
     loop.train_and_evaluate(tiny_config, workdir)
   monkeypatch.setattr(ocp.CheckpointManager, 'save', real_save)
   loop.train_and_evaluate(tiny_config, workdir)  # space freed: resumes from step 3
-  assert _steps(workdir) == [3, 6]
+  assert checkpoint_steps(workdir) == [3, 6]

@@ -27,14 +27,17 @@ def test_logits_only_at_masked_positions_and_tied_embeddings():
   model = _model()
   ids, segments, positions = _inputs()
   params = nn.unbox(model.init(jax.random.key(0), ids, segments, positions)['params'])
-  logits = model.apply({'params': params}, ids, segments, positions)
+  logits, state = model.apply({'params': params}, ids, segments, positions,
+                              capture_intermediates=True, mutable=['intermediates'])
   assert logits.shape == (2, 3, 97) and logits.dtype == jnp.float32
-  # The only vocabulary-sized matrix is the input embedding, reused as output projection.
-  vocab_matrices = [p for p in jax.tree.leaves(params) if p.ndim == 2 and 97 in p.shape]
-  assert len(vocab_matrices) == 1
-  bumped = jax.tree.map(lambda x: x, params)
-  bumped['token_embed']['embedding'] = params['token_embed']['embedding'] * 2.0
-  assert not np.allclose(logits, model.apply({'params': bumped}, ids, segments, positions))
+  # The output projection is the input embedding itself: logits = h E^T + b, where h is the
+  # MLM head's hidden state at the masked slots.
+  hidden = state['intermediates']['mlm_norm']['__call__'][0]
+  assert hidden.shape == (2, 3, 32)
+  expected = hidden @ params['token_embed']['embedding'].T + params['mlm_bias']
+  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+  assert not [p for p in jax.tree.leaves(params) if p.ndim == 2 and 97 in p.shape
+              and p is not params['token_embed']['embedding']]
 
 
 @pytest.mark.parametrize('pre_ln', [True, False])
@@ -65,13 +68,19 @@ def test_loss_counts_only_weighted_slots():
   assert float(sums['loss_sum']) == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_bf16_compute_keeps_fp32_params():
-  model = _model(dtype=jnp.bfloat16)
+def test_bf16_compute_keeps_fp32_params_and_computes_in_bf16():
   ids, segments, positions = _inputs()
+  model = _model(dtype=jnp.bfloat16)
   params = model.init(jax.random.key(0), ids, segments, positions)['params']
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
-  logits = model.apply({'params': params}, ids, segments, positions)
-  assert logits.dtype == jnp.float32 and np.isfinite(np.asarray(logits)).all()
+  logits, state = model.apply({'params': params}, ids, segments, positions,
+                              capture_intermediates=True, mutable=['intermediates'])
+  assert logits.dtype == jnp.float32  # cast back for a float32 softmax and loss
+  mlp_out = state['intermediates']['encoder']['layer_0']['mlp']['wo']['__call__'][0]
+  assert mlp_out.dtype == jnp.bfloat16
+  reference = _model().apply({'params': params}, ids, segments, positions)
+  np.testing.assert_allclose(logits, reference, atol=0.1)  # the same model, rounded
+  assert not np.array_equal(logits, reference)
 
 
 def test_params_carry_logical_axis_names():

@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT, cli_overrides, vision_overrides
+import pytest
+
+from tests.helpers import (ROOT, apply_overrides, cli_overrides, hand_eval_metrics, rows,
+                           vision_overrides, write_idx_dataset)
 
 
 def _free_port() -> int:
@@ -28,19 +31,16 @@ def _launch(workdir, overrides, port):
       for i in range(2)]
 
 
-def _rows(workdir):
-  path = workdir / 'metrics.jsonl'
-  return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
-
-
-def test_two_processes_train_and_stop_together_on_one_signal(image_dir, tmp_path):
+def test_two_processes_train_and_stop_together_on_one_signal(tmp_path):
   workdir = tmp_path / 'run'
+  # 37 test images: not a multiple of the 2 processes nor of their batches of 8.
+  image_dir = write_idx_dataset(tmp_path / 'idx', n_train=128, n_test=37)
   overrides = vision_overrides(image_dir)
   overrides.update({'total_steps': 5000, 'log_every': 5, 'eval_every': 5000,
                     'checkpoint_every': 5000})
   procs = _launch(workdir, overrides, _free_port())
   deadline = time.time() + 240
-  while not [r for r in _rows(workdir) if r['split'] == 'train'] and time.time() < deadline:
+  while not rows(workdir, 'train') and time.time() < deadline:
     assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
     time.sleep(0.5)
   procs[1].send_signal(signal.SIGTERM)  # only the second process is told
@@ -58,5 +58,13 @@ def test_two_processes_train_and_stop_together_on_one_signal(image_dir, tmp_path
   assert [p.returncode for p in procs] == [0, 0], outputs
   assert f'resuming from checkpoint at step {saved[0]}' in outputs[0][0]
   assert 'resuming' not in outputs[1][0] and 'eval @' not in outputs[1][0]  # process 0 prints
-  evals = [r for r in _rows(workdir) if r['split'] == 'eval']
-  assert evals[-1]['step'] == saved[0] + 10 and 0.0 <= evals[-1]['accuracy'] <= 1.0
+  evals = rows(workdir, 'eval')
+  assert evals[-1]['step'] == saved[0] + 10
+  # Every test image counted once over both processes; the metrics match a hand computation.
+  confusion = json.loads((workdir / 'confusion.json').read_text())['matrix']
+  assert sum(map(sum, confusion)) == 37
+  from configs import fashion_mnist
+  config = apply_overrides(fashion_mnist.get_config('model=cnn_bn'), overrides)
+  loss, accuracy, _ = hand_eval_metrics(config, workdir, saved[0] + 10, image_dir)
+  assert evals[-1]['accuracy'] == pytest.approx(accuracy, abs=1e-6)
+  assert evals[-1]['loss'] == pytest.approx(loss, rel=1e-5)

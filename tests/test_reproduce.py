@@ -1,6 +1,6 @@
 """experiments.reproduce: trains the rows, resumes them, writes the table and the chart."""
 
-from tests.conftest import run_module
+from tests.helpers import rows, run_module
 
 
 def test_reproduce_writes_table_and_chart_and_skips_finished_rows(image_dir, tmp_path):
@@ -16,7 +16,7 @@ def test_reproduce_writes_table_and_chart_and_skips_finished_rows(image_dir, tmp
   assert 'needs a GPU' in lines['resnet18'] and '0.949' in lines['resnet18']
   for trained in ('cnn', 'mlp'):
     cells = [c.strip() for c in lines[trained].split('|')]
-    assert 0.0 <= float(cells[4]) <= 1.0  # our accuracy
+    assert cells[4] == f"{rows(tmp_path / trained, 'eval')[-1]['accuracy']:.3f}"  # ours
     assert 'experiments.main' in cells[9] and f'model={trained},runlocal=1' in cells[9]
   png = (tmp_path / 'results.png').read_bytes()
   assert png.startswith(b'\x89PNG') and len(png) > 5000

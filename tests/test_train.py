@@ -1,64 +1,114 @@
-"""End-to-end training: outputs, resume equality, sharding equivalence."""
+"""End-to-end training of the masked LM: outputs, resume, sharding, precision, evaluation."""
 
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
+import optax
 import pytest
 
+from bigmodels.tasks import get_task
 from bigmodels.train import loop
-from tests.conftest import run_module, tiny_overrides
-
-
-def _rows(workdir):
-  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
-
-
-def _final_params(workdir, step):
-  restored = ocp.StandardCheckpointer().restore(workdir / 'checkpoints' / str(step) / 'state')
-  return restored['params']
+from tests.helpers import (checkpoint_steps, progress_steps, rows, run_module, saved_state,
+                           tiny_overrides)
 
 
 def test_end_to_end_tiny_run_writes_every_output(tiny_config, tmp_path, capsys):
   workdir = tmp_path / 'run'
+  tiny_config.total_steps, tiny_config.eval_every, tiny_config.checkpoint_every = 30, 15, 15
+  tiny_config.log_every, tiny_config.optimizer.learning_rate = 1, 1e-2
+  tiny_config.data.heldout_percent = 30.0
   final = loop.train_and_evaluate(tiny_config, workdir)
   out = capsys.readouterr().out
-  assert 'step 2/6 | loss' in out and 'tok/s' in out and 'ETA' in out
-  rows = _rows(workdir)
-  train = [r for r in rows if r['split'] == 'train']
-  evals = [r for r in rows if r['split'] == 'eval']
-  assert [r['step'] for r in train] == [2, 4, 6]
-  assert [r['step'] for r in evals] == [3, 6]
-  for r in train:
-    assert {'loss', 'mlm_accuracy', 'perplexity', 'grad_norm', 'learning_rate',
-            'tokens_per_s'} <= set(r)
+  train, evals = rows(workdir, 'train'), rows(workdir, 'eval')
+  assert [r['step'] for r in train] == list(range(1, 31))
+  assert [r['step'] for r in evals] == [15, 30]
+  # The first step includes compilation, so it gives no rate and no ETA; later ones do.
+  first_line = next(l for l in out.splitlines() if l.startswith('step  1/30'))
+  assert 'ETA ?' in first_line and 'steps_per_s' not in train[0]
+  assert 'tok/s' in out and 'ETA ?' not in out.split('step  2/30')[1]
+  for r in train[1:]:
+    assert {'loss', 'mlm_accuracy', 'perplexity', 'grad_norm', 'param_norm', 'update_norm',
+            'learning_rate', 'tokens_per_s', 'steps_per_s'} <= set(r)
   for r in evals:
-    assert {'loss', 'mlm_accuracy', 'perplexity'} <= set(r)
-    assert np.isfinite(r['loss']) and 0.0 <= r['mlm_accuracy'] <= 1.0
     assert r['perplexity'] == pytest.approx(np.exp(r['loss']), rel=1e-4)
   assert final['loss'] == pytest.approx(evals[-1]['loss'])
-  assert train[-1]['loss'] < np.log(200)  # learned something beyond uniform guessing
-  assert json.loads((workdir / 'config.json').read_text())['model']['hidden_size'] == 32
-  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir() if p.name.isdigit()) == [
-      '3', '6']
+  # Learned what this corpus of random words allows: the held-out loss falls from uniform
+  # guessing (log 200 = 5.3) to the cross-entropy of the training tokens' frequencies.
+  assert evals[-1]['loss'] < _unigram_cross_entropy(tiny_config) + 0.1 < np.log(200) - 1.0
+  assert checkpoint_steps(workdir) == [15, 30]
   assert list(workdir.glob('events.out.tfevents.*'))
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tiny_config, tmp_path):
+def _unigram_cross_entropy(config):
+  """Held-out loss of always predicting the training split's token frequencies."""
+  task = get_task(config)
+  data = task.prepare_data(0, 1)
+  counts = np.zeros(config.model.vocab_size)
+  for _, batch in zip(range(50), iter(data.train)):
+    np.add.at(counts, batch['masked_ids'][batch['masked_weights'] > 0], 1)
+  log_p = np.log((counts + 0.5) / (counts + 0.5).sum())
+  ids = np.concatenate([b['masked_ids'] for b in data.eval])
+  weights = np.concatenate([b['masked_weights'] for b in data.eval])
+  return float(-(log_p[ids] * weights).sum() / weights.sum())
+
+
+def test_config_json_holds_the_values_the_model_was_built_with(tiny_config, tmp_path):
+  for key in ('num_layers', 'hidden_size', 'num_heads', 'mlp_dim'):
+    tiny_config.model[key] = 0  # from the 'tiny' preset: L2 / H128 / 2 heads / 4H
+  tiny_config.total_steps = 1
+  loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  saved = json.loads((tmp_path / 'run' / 'config.json').read_text())['model']
+  assert (saved['num_layers'], saved['hidden_size'], saved['num_heads'],
+          saved['mlp_dim']) == (2, 128, 2, 512)
+  params = saved_state(tmp_path / 'run', 1)['params']
+  assert params['token_embed']['embedding'].shape == (saved['vocab_size'], 128)
+  assert params['encoder']['layer_1']['mlp']['wi']['kernel'].shape == (128, 512)
+
+
+def test_a_corpus_too_small_for_the_vocabulary_is_said_and_recorded(tiny_config, tmp_path,
+                                                                    capsys):
+  tiny_config.model.vocab_size = 3000
+  tiny_config.total_steps = 1
+  loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  out = capsys.readouterr().out
+  assert 'of the requested model.vocab_size=3000' in out
+  saved = json.loads((tmp_path / 'run' / 'config.json').read_text())['model']['vocab_size']
+  assert 200 < saved < 3000
+  params = saved_state(tmp_path / 'run', 1)['params']
+  assert params['token_embed']['embedding'].shape[0] == saved
+
+
+def test_data_preparation_prints_its_own_line_not_a_download(tiny_config, tmp_path,
+                                                             monkeypatch, capsys):
+  monkeypatch.setenv('BIGMODELS_CACHE', str(tmp_path / 'fresh-cache'))
+  tiny_config.total_steps = 1
+  loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  out = capsys.readouterr().out
+  assert 'preparing the text corpus' in out and 'nothing is downloaded' in out
+  assert 'Downloading' not in out and 'downloaded and prepared' not in out
+
+
+def test_resume_restores_the_checkpoint_and_runs_only_the_remaining_steps(tiny_config,
+                                                                          tmp_path, capsys):
   straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
-  tiny_config.checkpoint_every = 100  # only the stop and the end save
+  tiny_config.checkpoint_every, tiny_config.log_every = 100, 1  # only the stop and the end save
   loop.train_and_evaluate(tiny_config, straight)
   loop.train_and_evaluate(tiny_config, resumed, stop_at=3)
-  assert [p.name for p in (resumed / 'checkpoints').iterdir() if p.name.isdigit()] == ['3']
+  assert checkpoint_steps(resumed) == [3]
+  capsys.readouterr()
   loop.train_and_evaluate(tiny_config, resumed)
-  a, b = _final_params(straight, 6), _final_params(resumed, 6)
+  out = capsys.readouterr().out
+  assert 'resuming from checkpoint at step 3' in out and 'from scratch' not in out
+  assert progress_steps(out) == [4, 5, 6]
+  a, b = saved_state(straight, 6), saved_state(resumed, 6)
   leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
   assert len(leaves_a) == len(leaves_b) > 10
   for x, y in zip(leaves_a, leaves_b):
     np.testing.assert_array_equal(x, y)
-  train = lambda d: [(r['step'], r['loss']) for r in _rows(d) if r['split'] == 'train']
-  assert train(straight)[-1] == train(resumed)[-1]  # the step 5-6 window
+  losses = lambda d: [(r['step'], r['loss'], r['learning_rate']) for r in rows(d, 'train')]
+  assert losses(resumed) == losses(straight)  # each step once, the same values
 
 
 def test_rerunning_a_finished_run_trains_nothing(tiny_config, tmp_path, capsys):
@@ -71,23 +121,162 @@ def test_rerunning_a_finished_run_trains_nothing(tiny_config, tmp_path, capsys):
   assert (workdir / 'metrics.jsonl').read_text() == before
 
 
-def test_eight_devices_match_one_device(corpus_dir, tmp_path):
+def _tensorboard_scalars(workdir, tag):
+  from tensorboard.backend.event_processing import event_accumulator
+  acc = event_accumulator.EventAccumulator(str(workdir), size_guidance={'scalars': 0})
+  acc.Reload()
+  return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_tensorboard_shows_each_step_once_after_a_resume_and_a_fresh_start(tiny_config,
+                                                                           tmp_path):
+  workdir = tmp_path / 'run'
+  tiny_config.log_every = 1
+  loop.train_and_evaluate(tiny_config, workdir)
+  # A crash after step 6 was logged but before its checkpoint: the re-run redoes 4..6.
+  import shutil
+  shutil.rmtree(workdir / 'checkpoints' / '6')
+  loop.train_and_evaluate(tiny_config, workdir)
+  scalars = _tensorboard_scalars(workdir, 'train/loss')
+  assert [s for s, _ in scalars] == [1, 2, 3, 4, 5, 6]
+  logged = {r['step']: r['loss'] for r in rows(workdir, 'train')}
+  assert [v for _, v in scalars] == pytest.approx([logged[s] for s in range(1, 7)])
+  # Starting over (no readable checkpoint) hides the earlier attempt's events too.
+  shutil.rmtree(workdir / 'checkpoints')
+  tiny_config.total_steps = 4
+  loop.train_and_evaluate(tiny_config, workdir)
+  assert [s for s, _ in _tensorboard_scalars(workdir, 'train/loss')] == [1, 2, 3, 4]
+
+
+def _train_losses(config, workdir):
+  loop.train_and_evaluate(config, workdir)
+  return [r['loss'] for r in rows(workdir, 'train')]
+
+
+def test_remat_with_dropout_trains_to_the_same_losses(tiny_config, tmp_path):
+  tiny_config.total_steps, tiny_config.log_every = 4, 1
+  tiny_config.model.dropout_rate = 0.3
+  plain = _train_losses(tiny_config, tmp_path / 'plain')
+  tiny_config.model.remat = True
+  remat = _train_losses(tiny_config, tmp_path / 'remat')
+  np.testing.assert_allclose(remat, plain, rtol=1e-6)
+  tiny_config.model.remat, tiny_config.model.dropout_rate = False, 0.0
+  no_dropout = _train_losses(tiny_config, tmp_path / 'no-dropout')
+  assert not np.allclose(no_dropout, plain, rtol=1e-3)  # dropout really was on
+
+
+@pytest.mark.parametrize('param_dtype', ['float32', 'bfloat16'])
+def test_bfloat16_runs_through_the_loop(tiny_config, tmp_path, param_dtype):
+  tiny_config.total_steps = 4
+  tiny_config.model.dtype, tiny_config.model.param_dtype = 'bfloat16', param_dtype
+  final = loop.train_and_evaluate(tiny_config, tmp_path / 'run')
+  assert np.isfinite(final['loss'])
+  assert all(np.isfinite(r['loss']) for r in rows(tmp_path / 'run', 'train'))
+  params = saved_state(tmp_path / 'run', 4)['params']
+  assert {str(x.dtype) for x in jax.tree.leaves(params)} == {param_dtype}
+  # The activations are computed in bfloat16: every dense layer's output, the attention's too.
+  task = get_task(tiny_config)
+  model = task.build_model()
+  batch = task.synthetic_batch(2, np.random.default_rng(0))
+  variables = {'params': jax.tree.map(jnp.asarray, params)}
+  _, state = model.apply(variables, batch['input_ids'], batch['segment_ids'],
+                         batch['masked_positions'], capture_intermediates=True,
+                         mutable=['intermediates'])
+  outputs = {'/'.join(str(getattr(k, 'key', k)) for k in path): leaf.dtype for path, leaf in
+             jax.tree_util.tree_leaves_with_path(state['intermediates'])}
+  dense = {k: v for k, v in outputs.items() if any(
+      f'/{name}/' in f'/{k}' for name in ('wi', 'wo', 'query', 'key', 'value', 'out',
+                                           'mlm_dense'))}
+  assert len(dense) >= 7 and set(dense.values()) == {jnp.dtype('bfloat16')}, outputs
+
+
+def test_eval_counts_every_row_once_and_padding_weighs_nothing(tiny_config):
+  tiny_config.data.heldout_percent = 30.0
+  task = get_task(tiny_config)
+  data = task.prepare_data(0, 1)
+  n_rows = sum(int((b['segment_ids'] > 0).any(axis=1).sum()) for b in data.eval)
+  tiny_config.batch_size = 8 if n_rows % 8 else 6
+  task = get_task(tiny_config)
+  data = task.prepare_data(0, 1)
+  assert n_rows % tiny_config.batch_size  # the last batch is padded
+  setup = loop.build(tiny_config, task)
+  state = setup.init_state()
+  with setup.mesh:
+    metrics, sums = loop.evaluate(setup, state, data.eval)
+  batch = {k: np.concatenate([b[k] for b in data.eval]) for k in data.eval[0]}
+  real = (batch['segment_ids'] > 0).any(axis=1)
+  assert real.sum() == n_rows and (~real).sum() > 0
+  assert batch['masked_weights'][~real].sum() == 0  # padding rows predict nothing
+  # By hand, on the real rows alone, in one batch:
+  logits = setup.model.apply({'params': state.params}, batch['input_ids'][real],
+                             batch['segment_ids'][real], batch['masked_positions'][real])
+  xent = np.asarray(optax.softmax_cross_entropy_with_integer_labels(
+      logits, batch['masked_ids'][real]))
+  weights = batch['masked_weights'][real]
+  correct = np.asarray(jnp.argmax(logits, -1) == batch['masked_ids'][real])
+  assert float(sums['weight']) == weights.sum() > 0
+  assert metrics['loss'] == pytest.approx(float((xent * weights).sum() / weights.sum()),
+                                          rel=1e-5)
+  assert metrics['mlm_accuracy'] == pytest.approx(
+      float((correct * weights).sum() / weights.sum()), abs=1e-7)
+
+
+def _run_tiny(tmp_path, name, overrides, devices, stop_at=None):
+  args = [str(tmp_path / name), json.dumps(overrides), 'mlm']
+  if stop_at:
+    args.append(str(stop_at))
+  result = run_module('tests.run_tiny', args, env={
+      'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'})
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  assert out['devices'] == devices
+  out['leaves'] = dict(np.load(tmp_path / name / 'final.npz'))
+  out['stdout'] = result.stdout
+  return out
+
+
+def _assert_same_run(a, b, atol=1e-5):
+  np.testing.assert_allclose(a['losses'], b['losses'], rtol=0, atol=atol)
+  assert len(a['eval']) == len(b['eval']) > 0
+  for x, y in zip(a['eval'], b['eval']):
+    assert x.keys() == y.keys()
+    for key in x:
+      np.testing.assert_allclose(x[key], y[key], rtol=1e-5, atol=atol, err_msg=key)
+  assert a['leaves'].keys() == b['leaves'].keys()
+  for key in a['leaves']:
+    np.testing.assert_allclose(a['leaves'][key], b['leaves'][key], rtol=1e-4, atol=1e-5,
+                               err_msg=key)
+
+
+def test_eight_devices_match_one_device_and_really_shard(corpus_dir, tmp_path):
   overrides = tiny_overrides(corpus_dir)
-  overrides.update({'log_every': 1, 'total_steps': 4, 'eval_every': 100,
-                    'checkpoint_every': 100})
-  losses = {}
-  for name, devices, shape in [('one', 1, [-1, 1, 1]), ('dp8', 8, [-1, 1, 1]),
-                               ('fsdp_tp', 8, [1, 4, 2]), ('dp_fsdp', 8, [2, 4, 1])]:
-    cfg = dict(overrides, **{'mesh.shape': shape})
-    result = run_module('tests.run_tiny', [str(tmp_path / name), json.dumps(cfg)], env={
-        'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
-        'JAX_PLATFORMS': 'cpu'})
-    assert result.returncode == 0, result.stderr[-2000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out['devices'] == devices
-    losses[name] = out['losses']
-  assert len(losses['one']) == 4
-  np.testing.assert_allclose(losses['dp8'], losses['one'], rtol=0, atol=1e-5)
-  # FSDP and tensor parallel through the logical-axis rules: same numbers, no model change.
-  np.testing.assert_allclose(losses['fsdp_tp'], losses['one'], rtol=0, atol=1e-5)
-  np.testing.assert_allclose(losses['dp_fsdp'], losses['one'], rtol=0, atol=1e-5)
+  overrides.update({'log_every': 1, 'total_steps': 4, 'eval_every': 2,
+                    'checkpoint_every': 100, 'model.dropout_rate': 0.2})
+  runs = {name: _run_tiny(tmp_path, name, dict(overrides, **{'mesh.shape': shape}), devices)
+          for name, devices, shape in [('one', 1, [-1, 1, 1]), ('dp8', 8, [-1, 1, 1]),
+                                       ('fsdp_tp', 8, [1, 4, 2]), ('dp_fsdp', 8, [2, 4, 1])]}
+  assert len(runs['one']['losses']) == 4
+  for name in ('dp8', 'fsdp_tp', 'dp_fsdp'):  # dropout on, evaluation included
+    _assert_same_run(runs[name], runs['one'])
+  # Parameters are laid out as the mesh says, not silently replicated.
+  embed, wi = 'params/token_embed/embedding', 'params/encoder/layer_0/mlp/wi/kernel'
+  shards = runs['fsdp_tp']['shards']
+  assert shards[embed]['spec'] == ['tensor', 'fsdp']
+  assert shards[embed]['shard_shape'] == [shards[embed]['shape'][0] // 2, 32 // 4]
+  assert shards[wi]['shard_shape'] == [32 // 4, 64 // 2]
+  assert runs['dp8']['shards'][wi]['shard_shape'] == [32, 64]  # data parallel: replicated
+  assert runs['dp_fsdp']['shards'][wi]['shard_shape'] == [32 // 4, 64]
+
+
+def test_resuming_on_a_different_mesh_continues_the_same_run(corpus_dir, tmp_path):
+  overrides = tiny_overrides(corpus_dir)
+  overrides.update({'log_every': 1, 'eval_every': 100, 'checkpoint_every': 100})
+  straight = _run_tiny(tmp_path, 'straight', overrides, devices=1)
+  first = _run_tiny(tmp_path, 'moved', dict(overrides, **{'mesh.shape': [-1, 1, 1]}),
+                    devices=8, stop_at=3)
+  assert len(first['losses']) == 3
+  moved = _run_tiny(tmp_path, 'moved', dict(overrides, **{'mesh.shape': [1, 4, 2]}),
+                    devices=8)
+  assert 'resuming from checkpoint at step 3' in moved['stdout']
+  assert moved['shards']['params/encoder/layer_0/mlp/wi/kernel']['shard_shape'] == [8, 32]
+  _assert_same_run(moved, straight)

@@ -3,6 +3,8 @@ one-line error saying what is missing."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from typing import Any
 
@@ -14,6 +16,17 @@ def quiet_tfds():
   import tensorflow_datasets as tfds
   tfds.disable_progress_bar()
   return tfds
+
+
+def prepare_local_builder(builder: Any, what: str) -> None:
+  """Prepares a TFDS builder over local files, printing our own line the first time (TFDS's
+  own "Downloading and preparing dataset ..." would be wrong: nothing is downloaded)."""
+  if builder.is_prepared():
+    return
+  print(f'preparing {what} into the data cache {builder.data_dir} (first use only; nothing '
+        'is downloaded)', flush=True)
+  with contextlib.redirect_stdout(io.StringIO()):
+    builder.download_and_prepare()
 
 
 def prepare_catalog_builder(data_config: Any, cache_dir: str, local_alternative: str) -> Any:

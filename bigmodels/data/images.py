@@ -60,7 +60,7 @@ def _local_builder(data_config: Any, cache_dir: str):
   catalog.quiet_tfds()
   builder = IdxImages(config=idx_config(image_dir), data_dir=os.path.join(cache_dir, 'tfds'),
                       file_format='array_record')
-  builder.download_and_prepare()
+  catalog.prepare_local_builder(builder, f'the images in {image_dir}')
   names = FASHION_MNIST_CLASSES if not data_config.image_dir else None  # Numbered classes.
   return builder, ('train', 'test'), names, f'idx images {image_dir}'
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import io
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,7 @@ def _local_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], 
   catalog.quiet_tfds()
   builder = TextCorpus(config=corpus_config(corpus_dir, data_config.heldout_percent),
                        data_dir=os.path.join(cache_dir, 'tfds'), file_format='array_record')
-  builder.download_and_prepare()
+  catalog.prepare_local_builder(builder, f'the text corpus {corpus_dir}')
   sources = builder.as_data_source()
   return ({'train': sources['train'], 'eval': sources['heldout']}, Path(builder.data_dir),
           f'local corpus {corpus_dir}')
@@ -115,10 +114,9 @@ def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
   tok_path = prepared_dir / f'tokenizer-bpe-{variant}.model'
   if not tok_path.exists():
     train_texts = _texts(sources['train'], key, limit)
+    print(f'training a {vocab_size}-token BPE tokenizer on {len(train_texts)} documents '
+          '(first use only)', flush=True)
   tok = tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size)
-  if tok.vocab_size < vocab_size:
-    logging.warning('tokenizer has %d tokens, fewer than model.vocab_size=%d (small corpus); '
-                    'the extra embedding rows stay unused', tok.vocab_size, vocab_size)
   seq_len = data_config.seq_len
   rows = {}
   for split in ('train', 'eval'):
@@ -127,5 +125,7 @@ def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
     if not path.exists():
       texts = train_texts if split == 'train' and train_texts is not None else _texts(
           sources[split], key, limit)
+      print(f'packing {len(texts)} {split} documents into rows of {seq_len} tokens (first '
+            'use only)', flush=True)
     rows[split] = _load_or_pack(path, texts, tok, seq_len)
   return TextData(rows['train'], rows['eval'], tok, prepared_dir, description)

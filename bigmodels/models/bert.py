@@ -70,13 +70,3 @@ class BertMLM(nn.Module):
                       (self.vocab_size,), self.param_dtype)
     return logits.astype(jnp.float32) + bias.astype(jnp.float32)
 
-
-def bert_from_config(size: str, vocab_size: int, max_len: int, **overrides) -> BertMLM:
-  """Builds a BertMLM from a preset name plus explicit overrides (mlp_dim defaults to 4H)."""
-  if size not in PRESETS:
-    raise ValueError(f'unknown BERT size {size!r}; choose one of {", ".join(PRESETS)}')
-  kwargs = dict(PRESETS[size])
-  kwargs['mlp_dim'] = 4 * kwargs['hidden_size']
-  kwargs.update({k: v for k, v in overrides.items() if v is not None})
-  return BertMLM(vocab_size=vocab_size, max_len=max_len, **kwargs)
-

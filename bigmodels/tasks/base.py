@@ -41,6 +41,10 @@ class Task(abc.ABC):
   def __init__(self, config: Any):
     self.config = config
 
+  def check_config(self) -> None:
+    """Raises UserError for a task config key with an impossible value (checked before any
+    data is prepared or file written). Default: nothing to check."""
+
   @abc.abstractmethod
   def prepare_data(self, process_index: int, process_count: int) -> TaskData:
     """Prepares (or loads cached) data and returns this process's train and eval inputs."""

@@ -69,7 +69,7 @@ class ClassificationTask(Task):
     super().__init__(config)
     self._data: images_lib.ImageData | None = None
 
-  def _check_config(self) -> None:
+  def check_config(self) -> None:
     c = self.config
     try:
       classifiers.resolve_name(c.model.name)
@@ -123,7 +123,7 @@ class ClassificationTask(Task):
             'label': batch['label'], 'weight': batch['weight']}
 
   def prepare_data(self, process_index: int, process_count: int) -> TaskData:
-    self._check_config()
+    self.check_config()
     c = self.config
     data = self._image_data()
     self._check_data(data)
@@ -143,7 +143,7 @@ class ClassificationTask(Task):
     return TaskData(train=train, eval=evals, description=description)
 
   def build_model(self) -> nn.Module:
-    self._check_config()
+    self.check_config()
     m = self.config.model
     try:
       return classifiers.build_classifier(

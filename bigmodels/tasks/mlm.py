@@ -33,7 +33,23 @@ class MaskedLMTask(Task):
 
   display_metrics = ('loss', 'mlm_accuracy')
 
-  def _check_config(self) -> None:
+  def __init__(self, config):
+    super().__init__(config)
+    self._resolve_model_size()
+
+  def _resolve_model_size(self) -> None:
+    """Writes the size preset's dimensions into the config's zero (= from the preset) keys, so
+    the config (and config.json) holds the values the model is built with."""
+    m = self.config.model
+    if m.size not in bert.PRESETS:
+      return  # check_config reports it.
+    for key, value in bert.PRESETS[m.size].items():
+      if not m[key]:
+        m[key] = value
+    if not m.mlp_dim:
+      m.mlp_dim = 4 * m.hidden_size
+
+  def check_config(self) -> None:
     c = self.config
     if not 0.0 < c.data.mask_rate < 1.0:
       raise UserError(f'data.mask_rate={c.data.mask_rate} must be in (0, 1), e.g. 0.15')
@@ -63,9 +79,14 @@ class MaskedLMTask(Task):
     return masked
 
   def prepare_data(self, process_index: int, process_count: int) -> TaskData:
-    self._check_config()
+    self.check_config()
     c = self.config
     data = text.prepare_text_data(c.data, c.model.vocab_size)
+    if data.tokenizer.vocab_size < c.model.vocab_size:
+      print(f'note: the corpus filled only {data.tokenizer.vocab_size} of the requested '
+            f'model.vocab_size={c.model.vocab_size} tokens; the model is built with '
+            f'{data.tokenizer.vocab_size} (recorded in config.json)', flush=True)
+      c.model.vocab_size = data.tokenizer.vocab_size
     per_process = c.batch_size // process_count
     train = loader.train_dataset(
         data.train, per_process, c.seed, self.mask, process_index=process_index,
@@ -81,14 +102,13 @@ class MaskedLMTask(Task):
     return TaskData(train=train, eval=evals, description=description)
 
   def build_model(self) -> nn.Module:
-    self._check_config()
+    self.check_config()
     m = self.config.model
-    return bert.bert_from_config(
-        m.size, vocab_size=m.vocab_size, max_len=m.max_len, dropout_rate=m.dropout_rate,
-        pre_ln=m.pre_ln, remat=m.remat, dtype=jnp.dtype(m.dtype),
-        param_dtype=jnp.dtype(m.param_dtype), attention_impl=m.attention_impl or None,
-        num_layers=m.num_layers or None, hidden_size=m.hidden_size or None,
-        num_heads=m.num_heads or None, mlp_dim=m.mlp_dim or None)
+    return bert.BertMLM(
+        vocab_size=m.vocab_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
+        num_heads=m.num_heads, mlp_dim=m.mlp_dim, max_len=m.max_len,
+        dropout_rate=m.dropout_rate, pre_ln=m.pre_ln, remat=m.remat, dtype=jnp.dtype(m.dtype),
+        param_dtype=jnp.dtype(m.param_dtype), attention_impl=m.attention_impl or None)
 
   def synthetic_batch(self, batch_size: int, rng: np.random.Generator) -> Batch:
     seq_len = self.config.data.seq_len

@@ -29,7 +29,7 @@ from bigmodels.train import plots, reporting, resume
 from bigmodels.train.checkpoint import Checkpointer
 from bigmodels.train.optimizer import make_optimizer
 from bigmodels.train.state import TrainState, create_state
-from bigmodels.train.steps import make_eval_step, make_train_step
+from bigmodels.train.steps import GUARDED_STATS, make_eval_step, make_train_step
 
 
 class TrainingDiverged(UserError):
@@ -56,7 +56,7 @@ def check_batch_layout(config: Any, mesh: jax.sharding.Mesh) -> None:
   spec = mesh_lib.batch_sharding(mesh, config.mesh).spec[0]
   axes = spec if isinstance(spec, tuple) else (spec,) if spec else ()
   shards = math.prod(mesh.shape[a] for a in axes)
-  if config.batch_size <= 0 or config.batch_size % shards:
+  if config.batch_size % shards:
     raise UserError(f'batch_size={config.batch_size} is not divisible by the {shards} batch '
                     f'shards of mesh {dict(mesh.shape)}: use a multiple of {shards}')
   if config.batch_size % jax.process_count():
@@ -120,6 +120,12 @@ def _evaluate_and_report(setup: Setup, state: TrainState, data: Any, step: int,
   return metrics
 
 
+# How a stop or skip message names each guarded statistic.
+_QUANTITY = {'stats/train_loss': 'loss', 'stats/grad_norm': 'gradient norm (grad_norm)',
+             'stats/update_norm': 'parameter update norm (update_norm)',
+             'stats/param_norm': 'parameter norm after the update (param_norm)'}
+
+
 class _TrainWindow:
   """Accumulates step metrics on the host between reports; checks they are finite.
 
@@ -145,17 +151,17 @@ class _TrainWindow:
     fetched = jax.device_get([m for _, m in self.pending])
     pending, self.pending = self.pending, []
     for (step, _), metrics in zip(pending, fetched):
-      bad = [k for k in ('stats/train_loss', 'stats/grad_norm')
-             if not math.isfinite(float(metrics[k]))]
+      bad = [k for k in GUARDED_STATS if not math.isfinite(float(metrics[k]))]
       if bad:
-        name, value = bad[0].split('/')[1], float(metrics[bad[0]])
+        what, value = _QUANTITY[bad[0]], float(metrics[bad[0]])
         if self.skipped < self.max_skips:
           self.skipped += 1
-          self.warn(f'warning: {name} was {value} at step {step}; the step was skipped '
-                    f'({self.skipped}/{self.max_skips} allowed skips used)')
+          self.warn(f'warning: {what} was {value} at step {step}; the step was skipped and '
+                    f'the previous state kept ({self.skipped}/{self.max_skips} allowed skips '
+                    'used)')
           continue
         raise TrainingDiverged(
-            f'{name} became {value} at step {step}: stopped before saving it, the last good '
+            f'{what} became {value} at step {step}: stopped before saving it, the last good '
             'checkpoint is kept; lower optimizer.learning_rate, raise optimizer.warmup_steps '
             'or set skip_nonfinite_steps, then re-run')
       for key, value in metrics.items():
@@ -173,7 +179,19 @@ class _TrainWindow:
     return out
 
 
-def _prepare_workdir(workdir: Path) -> None:
+def check_workdir_writable(workdir: Path) -> None:
+  """UserError unless `workdir` exists as a writable folder or could be created; creates
+  nothing (a rejected run leaves no folder behind)."""
+  existing = workdir.absolute()
+  while not existing.exists():
+    existing = existing.parent
+  if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    reason = 'a file is in the way' if not existing.is_dir() else 'permission denied'
+    raise UserError(f'workdir {str(workdir)!r} is not writable ({reason} at {str(existing)!r}): '
+                    'choose another --workdir')
+
+
+def _create_workdir(workdir: Path) -> None:
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     probe = workdir / f'.write-test-{os.getpid()}'
@@ -199,32 +217,42 @@ def _format_metrics(metrics: dict[str, float], keys: tuple[str, ...]) -> str:
   return ' | '.join(f'{k} {metrics[k]:.4f}' for k in keys if k in metrics)
 
 
+def check_config(config: Any, task: Task) -> None:
+  """Every check that needs no data: durations and intervals, the task's own keys, and the
+  mesh and batch layout on the present devices. UserError on the first problem."""
+  for key in ('total_steps', 'log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints'):
+    if config[key] <= 0:
+      raise UserError(f'{key}={config[key]} must be a positive number of steps')
+  if config.batch_size <= 0:
+    raise UserError(f'batch_size={config.batch_size} must be a positive number of examples')
+  if config.eval_steps < 0:
+    raise UserError(f'eval_steps={config.eval_steps} must be >= 0 (0 = the whole eval split)')
+  if config.skip_nonfinite_steps < 0:
+    raise UserError(f'skip_nonfinite_steps={config.skip_nonfinite_steps} must be >= 0')
+  task.check_config()
+  check_batch_layout(config, mesh_lib.make_mesh(config.mesh))
+
+
 def train_and_evaluate(config: Any, workdir: str | os.PathLike,
                        stop_at: int | None = None) -> dict[str, float]:
   """Trains to config.total_steps (resuming from workdir) and returns the last eval metrics.
 
-  `stop_at` ends the run early after that step with a checkpoint, as a preempted run would
-  (the schedule still spans total_steps); re-running continues from there.
+  The config, the data and the workdir are checked before anything is written: a rejected
+  run creates no folder. `stop_at` ends the run early after that step with a checkpoint, as a
+  preempted run would (the schedule still spans total_steps); re-running continues from there.
   """
   started = time.perf_counter()
   workdir = Path(workdir)
   is_main = jax.process_index() == 0
-  if is_main:
-    _prepare_workdir(workdir)
   task = get_task(config)
+  check_config(config, task)
+  if is_main:
+    check_workdir_writable(workdir)
   writer = reporting.MetricWriter(workdir, enabled=is_main)
   try:
     return _run(config, workdir, task, writer, started, stop_at)
   finally:
     writer.close()
-
-
-def _check_intervals(config: Any) -> None:
-  for key in ('total_steps', 'log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints'):
-    if config[key] <= 0:
-      raise UserError(f'{key}={config[key]} must be a positive number of steps')
-  if config.skip_nonfinite_steps < 0:
-    raise UserError(f'skip_nonfinite_steps={config.skip_nonfinite_steps} must be >= 0')
 
 
 def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointer,
@@ -252,16 +280,18 @@ def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointe
       return state, data_state, ckpt
   if writer.enabled:
     resume.rewind_metrics(workdir / 'metrics.jsonl', 0)  # Rows of a run killed before a save.
+    writer.resume_after(0)  # TensorBoard hides the events of any earlier attempt.
   writer.print(f'starting from scratch in {workdir}')
   return setup.init_state(), None, ckpt
 
 
 def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
          started: float, stop_at: int | None) -> dict[str, float]:
-  _check_intervals(config)
-  setup = build(config, task)
-  data = _prepare_data(task)
+  data = _prepare_data(task)  # May settle config values (e.g. the tokenizer's real size).
   writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
+  setup = build(config, task)
+  if writer.enabled:
+    _create_workdir(workdir)
   writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
                f'{jax.process_count()} process(es), mesh {dict(setup.mesh.shape)}')
   ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.keep_checkpoints)
@@ -314,18 +344,25 @@ def _train_steps(config: Any, setup: Setup, state: TrainState, data: Any, train_
     state, metrics = setup.train_step(state, batch)
     done = step + 1
     window.add(done, metrics)
+    if done == start + 1:
+      # Compilation is over once the first step is: rates and the ETA count from here.
+      jax.block_until_ready(metrics)
+      meter.restart(done)
     interrupted = _stop_agreed(guard, done, config.log_every)
     if done < total and not interrupted:
       next_batch = next(batches)  # The host makes the next batch while the device computes.
     if done % config.log_every == 0 or done == total:
       row = window.report(task)
       rate = meter.update(done)
-      row.update({'steps_per_s': rate, throughput_key: rate * items_per_step})
+      speed = 'compiling'
+      if rate:  # Unknown until a step after the first (compiling) one has been timed.
+        row.update({'steps_per_s': rate, throughput_key: rate * items_per_step})
+        speed = f'{rate * items_per_step / 1e3:.1f}k {unit} | {rate:.2f} steps/s'
       writer.write(done, 'train', row)
       writer.print(f'step {done:>{len(str(total))}}/{total} | {_format_metrics(row, keys)} | '
-                   f'{rate * items_per_step / 1e3:.1f}k {unit} | {rate:.2f} steps/s | '
-                   f'ETA {meter.eta(done)}')
+                   f'{speed} | ETA {meter.eta(done)}')
     if done % config.eval_every == 0 or done == total:
+      window.flush()  # Never evaluate (or plot) a state produced from a non-finite step.
       eval_started = time.perf_counter()
       eval_metrics = _evaluate_and_report(setup, state, data, done, writer, workdir)
       meter.exclude(time.perf_counter() - eval_started)  # Throughput counts training only.

@@ -1,17 +1,29 @@
-"""AdamW with warm-up and decay, global-norm clipping and no decay on norms and biases."""
+"""AdamW with warm-up and decay, global-norm clipping, and weight decay on weights only."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from bigmodels.errors import UserError
 
+# Weight decay goes to parameters whose role is a weight: dense/convolution kernels and
+# embedding tables (flax names them 'kernel' and 'embedding'; learned position tables are
+# named '*_embed'). Biases, norm scales and offsets are never decayed, whatever their rank
+# (attention's query/key/value biases are [heads, head_dim] matrices).
+DECAYED_NAMES = ('kernel', 'embedding')
+DECAYED_SUFFIXES = ('_embed',)
+
 
 def learning_rate_schedule(opt_config: Any, total_steps: int) -> optax.Schedule:
-  """Linear warm-up to the peak rate, then linear or cosine decay to `end_lr_fraction` of it."""
+  """Linear warm-up to the peak rate, then linear or cosine decay to `end_lr_fraction` of it.
+
+  Warm-up takes `warmup_steps` updates from peak / warmup_steps up to the peak (reached at
+  update warmup_steps - 1); the decay spans the remaining total_steps - warmup_steps updates.
+  """
   peak = opt_config.learning_rate
   warmup = min(opt_config.warmup_steps, total_steps)
   decay_steps = max(total_steps - warmup, 1)
@@ -29,9 +41,25 @@ def learning_rate_schedule(opt_config: Any, total_steps: int) -> optax.Schedule:
   return optax.join_schedules([warm, decay], [warmup])
 
 
+def _is_decayed(path: tuple[Any, ...]) -> bool:
+  name = str(getattr(path[-1], 'key', path[-1]))
+  return name in DECAYED_NAMES or name.endswith(DECAYED_SUFFIXES)
+
+
 def decay_mask(params: Any) -> Any:
-  """True for weight matrices and embeddings; False for biases and norm scales (ndim < 2)."""
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+  """True for kernels and embedding tables, False for biases and norm parameters."""
+  return jax.tree_util.tree_map_with_path(lambda path, _: _is_decayed(path), params)
+
+
+def applied_learning_rate(schedule: optax.Schedule, opt_state: Any) -> jax.Array:
+  """The learning rate the next update applies: the schedule at the optimizer's own update
+  count, which stops advancing while non-finite steps are skipped (unlike the state's step)."""
+  counts = [s.count for s in jax.tree.leaves(
+      opt_state, is_leaf=lambda x: isinstance(x, optax.ScaleByScheduleState))
+            if isinstance(s, optax.ScaleByScheduleState)]
+  if not counts:
+    raise ValueError('the optimizer state holds no learning-rate schedule count')
+  return jnp.asarray(schedule(counts[0]), jnp.float32)
 
 
 def make_optimizer(opt_config: Any,

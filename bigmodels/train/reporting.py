@@ -82,12 +82,17 @@ class MetricWriter:
 
 
 class Throughput:
-  """Steps/s and items/s since the last report, and the ETA for the remaining steps."""
+  """Steps/s since the last report, and the ETA for the remaining steps at that rate (0 and
+  '?' until a timed interval has passed)."""
 
   def __init__(self, start_step: int, total_steps: int):
     self.total_steps = total_steps
     self._last_step, self._last_time = start_step, time.perf_counter()
     self.rate = 0.0
+
+  def restart(self, step: int) -> None:
+    """Starts timing afresh at `step` (e.g. once compilation is over)."""
+    self._last_step, self._last_time = step, time.perf_counter()
 
   def update(self, step: int) -> float:
     """Records reaching `step`; returns steps/s over the interval since the last call."""

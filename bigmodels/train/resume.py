@@ -17,7 +17,7 @@ from bigmodels.errors import UserError
 # (e.g. lowering the learning rate after a divergence).
 RESUMABLE_CHANGES = ('total_steps', 'log_every', 'eval_every', 'eval_steps', 'checkpoint_every',
                      'keep_checkpoints', 'allow_fresh_start', 'skip_nonfinite_steps',
-                     'data.num_threads', 'data.prefetch', 'data.cache_dir', 'mesh.',
+                     'data.num_threads', 'data.prefetch', 'mesh.',
                      'optimizer.learning_rate', 'optimizer.warmup_steps', 'optimizer.schedule',
                      'optimizer.end_lr_fraction', 'optimizer.weight_decay', 'optimizer.b1',
                      'optimizer.b2', 'optimizer.eps')

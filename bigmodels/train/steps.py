@@ -11,9 +11,15 @@ import jax.numpy as jnp
 import optax
 
 from bigmodels.tasks.base import Task
+from bigmodels.train.optimizer import applied_learning_rate
 from bigmodels.train.state import TrainState
 
 Metrics = dict[str, jax.Array]
+
+# Step statistics that must be finite for a step to be accepted, in the order a stop message
+# names the first offender: the loss, the gradient, the update, the new parameters.
+GUARDED_STATS = ('stats/train_loss', 'stats/grad_norm', 'stats/update_norm',
+                 'stats/param_norm')
 
 
 def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformation,
@@ -23,9 +29,12 @@ def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformati
   """`(state, batch) -> (state, metrics)`: one optimizer step; dropout keyed by (seed, step).
 
   Metrics hold the task's summed metrics under 'sums/...' and health statistics (gradient,
-  parameter and update norms, learning rate) under 'stats/...'. With skip_nonfinite, a step
-  whose loss or gradients are not finite keeps the previous parameters and optimizer state
-  (the step counter still advances, so the data moves on).
+  parameter and update norms, the learning rate this update applied) under 'stats/...'. The
+  loop stops (or skips) a step when any of GUARDED_STATS is not finite: that covers the new
+  state, not only the loss and gradients, since a finite gradient can still give an infinite
+  update (an overflowing learning rate, low-precision parameters). With skip_nonfinite, such a
+  step keeps the previous parameters, optimizer and model state (the step counter still
+  advances, so the data moves on; the optimizer's own count, and so the schedule, does not).
   """
   base_key = jax.random.key(seed)
 
@@ -47,13 +56,13 @@ def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformati
         'stats/grad_norm': optax.global_norm(grads),
         'stats/param_norm': optax.global_norm(params),
         'stats/update_norm': optax.global_norm(updates),
-        'stats/learning_rate': jnp.asarray(schedule(state.step), jnp.float32),
+        'stats/learning_rate': applied_learning_rate(schedule, state.opt_state),
         'stats/train_loss': loss,
     })
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               model_state={**state.model_state, **new_model_state})
     if skip_nonfinite:
-      finite = jnp.isfinite(loss) & jnp.isfinite(metrics['stats/grad_norm'])
+      finite = jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED_STATS]))
       kept = state.replace(step=state.step + 1)
       new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, kept)
     return new_state, metrics
