@@ -4,10 +4,11 @@
 
 Trains a tiny masked-LM config once straight through, then again from an empty data cache
 while killing it with SIGKILL `--kills` times, re-running the same command after each kill.
-Kill i aims at a phase, waits for the run's console to show that phase, and kills after a
-random delay: data preparation (the first attempt, from an empty cache), compilation (after
-the 'model:' line, before any step), training steps, and an asynchronous checkpoint save. The
-save kill is deterministic: that attempt runs `tests.soak_main` with SOAK_PAUSE_SAVE=1, which
+Kill i aims at a phase, waits for the run's console to show that phase and kills it there:
+data preparation (the first attempt, from an empty cache), compilation (right after the
+'model:' line, before any step), training steps (a random 0-1 s after a step line), and an
+asynchronous checkpoint save. The
+save kill is deterministic: that attempt runs `tests.fault_main` with SOAK_PAUSE_SAVE=1, which
 holds the save after orbax has written its temporary folder and before the rename that
 completes it; the process is killed there, and the soak checks the half-written folder was
 left behind. Each kill records the phase the console showed when it landed. At the end the
@@ -49,7 +50,7 @@ def _command(module: str, workdir: Path, corpus: Path, total_steps: int) -> list
 
 def _phase_of(line: str, phase: str) -> str:
   """The phase a run is in after printing `line` (it was in `phase` before)."""
-  from tests.soak_main import SAVE_PAUSED_MARKER
+  from tests.fault_main import SAVE_PAUSED_MARKER
   if line.startswith(DATA_MARKERS):
     return 'data'
   if line.startswith('model: '):
@@ -125,7 +126,7 @@ def soak(kills: int, seed: int, base: Path, total_steps: int = 3000,
 
   rng = random.Random(seed)
   workdir = base / 'killed'
-  cmd = _command('tests.soak_main', workdir, corpus, total_steps)
+  cmd = _command('tests.fault_main', workdir, corpus, total_steps)
   env = dict(os.environ, BIGMODELS_CACHE=str(base / 'cache-killed'))
   landed: list[str] = []
   for target in _plan(kills, rng):

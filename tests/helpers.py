@@ -20,6 +20,15 @@ WORDS = ('the model reads data from a file and returns the value of each token i
          'python programs use when they run tests on small inputs quickly').split()
 
 
+def device_env(devices: int) -> dict[str, str]:
+  """Environment for a subprocess that sees `devices` CPU devices, for runs compared across
+  device counts: XLA's optimisations stay on in all of them (with them off, XLA's CPU backend
+  gives NaN gradients for BatchNorm over 8 fake devices, seen with jax 0.10.2; and runs to be
+  compared must share the setting, since Adam's first steps amplify rounding differences)."""
+  return {'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
+          'JAX_DISABLE_MOST_OPTIMIZATIONS': '0'}
+
+
 def write_corpus(folder: Path, n_docs: int = 24, seed: int = 0) -> Path:
   """Writes a deterministic mix of .rst, .txt and .md documents of simple English."""
   rng = random.Random(seed)
@@ -140,8 +149,15 @@ def checkpoint_steps(workdir: Path) -> list[int]:
 
 def saved_state(workdir: Path, step: int) -> dict[str, Any]:
   """The train state saved at `step` (numpy arrays, as orbax restores it without a target)."""
+  import jax
   import orbax.checkpoint as ocp
-  return ocp.StandardCheckpointer().restore(Path(workdir) / 'checkpoints' / str(step) / 'state')
+  path = Path(workdir) / 'checkpoints' / str(step) / 'state'
+  checkpointer = ocp.StandardCheckpointer()
+  # Restored onto this process's first device, whatever topology saved it.
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        checkpointer.metadata(path).item_metadata.tree)
+  return jax.tree.map(np.asarray, checkpointer.restore(path, target))
 
 
 def progress_steps(output: str) -> list[int]:

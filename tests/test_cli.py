@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from tests.helpers import (checkpoint_steps, cli_overrides, run_module, tiny_overrides,
-                           vision_overrides)
+from tests.helpers import (checkpoint_steps, cli_overrides, device_env, run_module,
+                           tiny_overrides, vision_overrides)
 
-EIGHT_DEVICES = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
+EIGHT_DEVICES = device_env(8)
 
 
 def _error_line(result):
@@ -23,7 +23,7 @@ def _error_line(result):
 def test_help_lists_the_flags_and_how_to_see_config_keys():
   result = run_module('experiments.main', ['--help'])
   assert result.returncode == 0, result.stderr
-  for text in ('--workdir', '--config', '--print_config', '--distributed', '--verbose',
+  for text in ('--workdir', '--config', '--print_config', 'distributed', 'verbose',
                'Re-running the same command'):
     assert text in result.stdout, text
 
@@ -122,6 +122,8 @@ def test_vision_user_errors(image_dir, tmp_path, flags, message):
   overrides = vision_overrides(image_dir)
   if not flags:
     overrides['data.image_dir'] = str(tmp_path / 'none')
+  if any('image_shape' in f for f in flags):
+    del overrides['data.image_shape']  # the same key twice would be appended, not replaced
   result = _main(tmp_path, *cli_overrides(overrides), *flags,
                  config='configs/fashion_mnist.py:model=cnn')
   assert result.returncode == 2
@@ -148,6 +150,46 @@ def test_resume_refusals_and_divergence_through_the_command_line(corpus_dir, tmp
       '--config.optimizer.learning_rate=inf', '--config.checkpoint_every=1'])
   assert result.returncode == 2 and 'became' in _error_line(result)
   assert checkpoint_steps(tmp_path / 'diverged') == []
+
+
+def test_damaged_checkpoints_full_disk_and_skips_through_the_command_line(corpus_dir,
+                                                                          tmp_path):
+  flags = cli_overrides(dict(tiny_overrides(corpus_dir), log_every=1))
+  full = run_module('tests.fault_main', ['--config=configs/mlm.py',
+                                         f'--workdir={tmp_path / "run"}', *flags],
+                    env={'DISK_FULL_AT_STEP': '6'})
+  assert full.returncode == 2
+  assert 'disk full while saving checkpoint 6' in _error_line(full)
+  assert checkpoint_steps(tmp_path / 'run') == [3]
+  result = _main(tmp_path, *flags)  # space freed: the same command resumes
+  assert result.returncode == 0, result.stderr
+  assert 'resuming from checkpoint at step 3' in result.stdout
+  assert checkpoint_steps(tmp_path / 'run') == [3, 6]
+  for root, _, files in os.walk(tmp_path / 'run' / 'checkpoints' / '6' / 'state'):
+    for name in files:
+      with open(os.path.join(root, name), 'wb') as f:
+        f.write(b'garbage')
+  result = _main(tmp_path, *flags, '--config.total_steps=7')
+  assert result.returncode == 0, result.stderr
+  assert 'resuming from older checkpoint at step 3' in result.stdout
+  assert checkpoint_steps(tmp_path / 'run') == [3, 6, 7]
+  result = run_module('experiments.main', [
+      '--config=configs/mlm.py', f'--workdir={tmp_path / "skips"}', *flags,
+      '--config.optimizer.learning_rate=inf', '--config.skip_nonfinite_steps=2'])
+  assert result.returncode == 2 and 'at step 3' in _error_line(result)
+  assert result.stdout.count('the step was skipped') == 2
+
+
+def test_a_truncated_image_file_through_the_command_line(tmp_path):
+  import gzip
+  from tests.helpers import write_idx_dataset
+  folder = write_idx_dataset(tmp_path / 'idx', n_train=32, n_test=16)
+  images = folder / 'train-images-idx3-ubyte.gz'
+  images.write_bytes(gzip.compress(gzip.decompress(images.read_bytes())[:-50]))
+  result = _main(tmp_path, *cli_overrides(vision_overrides(folder)),
+                 config='configs/fashion_mnist.py:model=cnn')
+  assert result.returncode == 2 and 'is truncated' in _error_line(result)
+  assert not (tmp_path / 'run').exists()
 
 
 def test_benchmark_prints_one_json_line(corpus_dir):

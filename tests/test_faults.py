@@ -32,7 +32,7 @@ def _signal_at_step_3(cmd, signals):
   out = []
   for line in proc.stdout:
     out.append(line)
-    if line.startswith('step   3/'):
+    if line.startswith('step ') and line.split()[1].startswith('3/'):
       proc.send_signal(signals[0])
       break
   for sig in signals[1:]:

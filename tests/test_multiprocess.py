@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.helpers import (ROOT, apply_overrides, cli_overrides, hand_eval_metrics, rows,
-                           vision_overrides, write_idx_dataset)
+from tests.helpers import (ROOT, apply_overrides, cli_overrides, device_env, hand_eval_metrics,
+                           rows, vision_overrides, write_idx_dataset)
 
 
 def _free_port() -> int:
@@ -22,7 +22,8 @@ def _free_port() -> int:
 
 
 def _launch(workdir, overrides, port):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', **device_env(2))
+  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'  # one device per process
   return [subprocess.Popen(
       [sys.executable, '-m', 'experiments.main', '--config=configs/fashion_mnist.py:model=cnn_bn',
        f'--workdir={workdir}', '--distributed', f'--coordinator_address=127.0.0.1:{port}',

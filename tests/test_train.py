@@ -10,8 +10,8 @@ import pytest
 
 from bigmodels.tasks import get_task
 from bigmodels.train import loop
-from tests.helpers import (checkpoint_steps, progress_steps, rows, run_module, saved_state,
-                           tiny_overrides)
+from tests.helpers import (checkpoint_steps, device_env, progress_steps, rows, run_module,
+                           saved_state, tiny_overrides)
 
 
 def test_end_to_end_tiny_run_writes_every_output(tiny_config, tmp_path, capsys):
@@ -225,8 +225,7 @@ def _run_tiny(tmp_path, name, overrides, devices, stop_at=None):
   args = [str(tmp_path / name), json.dumps(overrides), 'mlm']
   if stop_at:
     args.append(str(stop_at))
-  result = run_module('tests.run_tiny', args, env={
-      'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'})
+  result = run_module('tests.run_tiny', args, env=device_env(devices))
   assert result.returncode == 0, result.stderr[-2000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   assert out['devices'] == devices

@@ -14,8 +14,8 @@ from bigmodels.errors import UserError
 from bigmodels.models import classifiers
 from bigmodels.tasks.classification import classification_sums, per_class_metrics
 from bigmodels.train import loop
-from tests.helpers import (apply_overrides, hand_eval_metrics, rows, run_module, saved_state,
-                           synthetic_images, vision_overrides, write_idx_dataset,
+from tests.helpers import (apply_overrides, device_env, hand_eval_metrics, rows, run_module,
+                           saved_state, synthetic_images, vision_overrides, write_idx_dataset,
                            write_idx_files)
 
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -269,8 +269,8 @@ def test_batchnorm_over_eight_devices_matches_one_device(image_dir, tmp_path):
   out = {}
   for devices in (1, 8):
     result = run_module('tests.run_tiny', [str(tmp_path / str(devices)), json.dumps(overrides),
-                                           'fashion_mnist:model=cnn_bn'], env={
-        'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'})
+                                           'fashion_mnist:model=cnn_bn'],
+                        env=device_env(devices))
     assert result.returncode == 0, result.stderr[-2000:]
     out[devices] = json.loads(result.stdout.strip().splitlines()[-1])
     out[devices]['leaves'] = dict(np.load(tmp_path / str(devices) / 'final.npz'))
