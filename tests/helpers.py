@@ -20,13 +20,16 @@ WORDS = ('the model reads data from a file and returns the value of each token i
          'python programs use when they run tests on small inputs quickly').split()
 
 
-def device_env(devices: int) -> dict[str, str]:
-  """Environment for a subprocess that sees `devices` CPU devices, for runs compared across
-  device counts: XLA's optimisations stay on in all of them (with them off, XLA's CPU backend
-  gives NaN gradients for BatchNorm over 8 fake devices, seen with jax 0.10.2; and runs to be
-  compared must share the setting, since Adam's first steps amplify rounding differences)."""
+def device_env(devices: int, xla_optimizations: bool = False) -> dict[str, str]:
+  """Environment for a subprocess that sees `devices` CPU devices.
+
+  Runs compared with each other must share the XLA optimisation setting (Adam's first steps
+  amplify rounding differences). BatchNorm runs over several devices or processes need the
+  optimisations on: with them off, XLA's CPU backend gives NaN gradients for BatchNorm over 8
+  fake devices (1 device is fine; seen with jax 0.10.2).
+  """
   return {'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
-          'JAX_DISABLE_MOST_OPTIMIZATIONS': '0'}
+          'JAX_DISABLE_MOST_OPTIMIZATIONS': '0' if xla_optimizations else '1'}
 
 
 def write_corpus(folder: Path, n_docs: int = 24, seed: int = 0) -> Path:

@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 
 def _launch(workdir, overrides, port):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', **device_env(2))
+  env = dict(os.environ, JAX_PLATFORMS='cpu', **device_env(2, xla_optimizations=True))
   env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'  # one device per process
   return [subprocess.Popen(
       [sys.executable, '-m', 'experiments.main', '--config=configs/fashion_mnist.py:model=cnn_bn',

@@ -247,16 +247,28 @@ def _assert_same_run(a, b, atol=1e-5):
                                err_msg=key)
 
 
-def test_eight_devices_match_one_device_and_really_shard(corpus_dir, tmp_path):
+def _sharding_overrides(corpus_dir):
   overrides = tiny_overrides(corpus_dir)
   overrides.update({'log_every': 1, 'total_steps': 4, 'eval_every': 2,
                     'checkpoint_every': 100, 'model.dropout_rate': 0.2})
+  return overrides
+
+
+@pytest.fixture(scope='module')
+def one_device_run(corpus_dir, tmp_path_factory):
+  """The reference for the multi-device runs: the same tiny run (dropout on) on 1 device."""
+  return _run_tiny(tmp_path_factory.mktemp('one-device'), 'one',
+                   _sharding_overrides(corpus_dir), devices=1)
+
+
+def test_eight_devices_match_one_device_and_really_shard(corpus_dir, tmp_path, one_device_run):
+  overrides = _sharding_overrides(corpus_dir)
   runs = {name: _run_tiny(tmp_path, name, dict(overrides, **{'mesh.shape': shape}), devices)
-          for name, devices, shape in [('one', 1, [-1, 1, 1]), ('dp8', 8, [-1, 1, 1]),
-                                       ('fsdp_tp', 8, [1, 4, 2]), ('dp_fsdp', 8, [2, 4, 1])]}
-  assert len(runs['one']['losses']) == 4
+          for name, devices, shape in [('dp8', 8, [-1, 1, 1]), ('fsdp_tp', 8, [1, 4, 2]),
+                                       ('dp_fsdp', 8, [2, 4, 1])]}
+  assert len(one_device_run['losses']) == 4
   for name in ('dp8', 'fsdp_tp', 'dp_fsdp'):  # dropout on, evaluation included
-    _assert_same_run(runs[name], runs['one'])
+    _assert_same_run(runs[name], one_device_run)
   # Parameters are laid out as the mesh says, not silently replicated.
   embed, wi = 'params/token_embed/embedding', 'params/encoder/layer_0/mlp/wi/kernel'
   shards = runs['fsdp_tp']['shards']
@@ -267,10 +279,9 @@ def test_eight_devices_match_one_device_and_really_shard(corpus_dir, tmp_path):
   assert runs['dp_fsdp']['shards'][wi]['shard_shape'] == [32 // 4, 64]
 
 
-def test_resuming_on_a_different_mesh_continues_the_same_run(corpus_dir, tmp_path):
-  overrides = tiny_overrides(corpus_dir)
-  overrides.update({'log_every': 1, 'eval_every': 100, 'checkpoint_every': 100})
-  straight = _run_tiny(tmp_path, 'straight', overrides, devices=1)
+def test_resuming_on_a_different_mesh_continues_the_same_run(corpus_dir, tmp_path,
+                                                            one_device_run):
+  overrides = _sharding_overrides(corpus_dir)
   first = _run_tiny(tmp_path, 'moved', dict(overrides, **{'mesh.shape': [-1, 1, 1]}),
                     devices=8, stop_at=3)
   assert len(first['losses']) == 3
@@ -278,4 +289,4 @@ def test_resuming_on_a_different_mesh_continues_the_same_run(corpus_dir, tmp_pat
                     devices=8)
   assert 'resuming from checkpoint at step 3' in moved['stdout']
   assert moved['shards']['params/encoder/layer_0/mlp/wi/kernel']['shard_shape'] == [8, 32]
-  _assert_same_run(moved, straight)
+  _assert_same_run(moved, one_device_run)

@@ -270,7 +270,7 @@ def test_batchnorm_over_eight_devices_matches_one_device(image_dir, tmp_path):
   for devices in (1, 8):
     result = run_module('tests.run_tiny', [str(tmp_path / str(devices)), json.dumps(overrides),
                                            'fashion_mnist:model=cnn_bn'],
-                        env=device_env(devices))
+                        env=device_env(devices, xla_optimizations=True))
     assert result.returncode == 0, result.stderr[-2000:]
     out[devices] = json.loads(result.stdout.strip().splitlines()[-1])
     out[devices]['leaves'] = dict(np.load(tmp_path / str(devices) / 'final.npz'))

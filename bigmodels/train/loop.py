@@ -230,6 +230,7 @@ def check_config(config: Any, task: Task) -> None:
   if config.skip_nonfinite_steps < 0:
     raise UserError(f'skip_nonfinite_steps={config.skip_nonfinite_steps} must be >= 0')
   task.check_config()
+  make_optimizer(config.optimizer, config.total_steps)  # Unknown names and schedules.
   check_batch_layout(config, mesh_lib.make_mesh(config.mesh))
 
 
