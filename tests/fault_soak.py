@@ -36,7 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ('data', 'compile', 'step', 'save')
-DATA_MARKERS = ('preparing ', 'training a ', 'packing ')
+DATA_MARKERS = ('preparing ', 'training the BPE tokenizer', 'packing ')
 
 
 def _command(module: str, workdir: Path, corpus: Path, total_steps: int) -> list[str]:
@@ -141,12 +141,17 @@ def soak(kills: int, seed: int, base: Path, total_steps: int = 3000,
     if phase == 'save':
       partial = [p.name for p in (workdir / 'checkpoints').iterdir() if 'tmp' in p.name]
       assert partial, 'the save kill left no half-written checkpoint folder'
+      half_written = int(partial[0].split('.')[0])
+      assert half_written not in checkpoint_steps(workdir)  # never taken for a checkpoint
     landed.append(phase)
     saved = checkpoint_steps(workdir)
     log(f'kill {len(landed)}/{kills} aimed at {target}: landed in {phase}; newest checkpoint '
         f'{saved[-1] if saved else None}')
+  newest = checkpoint_steps(workdir)
   result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
+  expected = f'resuming from checkpoint at step {newest[-1]}' if newest else 'from scratch'
+  assert expected in result.stdout, result.stdout[-2000:]
 
   for a, b in zip(jax.tree.leaves(saved_state(base / 'straight', total_steps)['params']),
                   jax.tree.leaves(saved_state(workdir, total_steps)['params']), strict=True):

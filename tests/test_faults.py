@@ -91,7 +91,8 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(tiny_config, tm
   tiny_config.total_steps = 8
   loop.train_and_evaluate(tiny_config, workdir)
   out = capsys.readouterr().out
-  assert 'is unreadable' in out and 'resuming from older checkpoint at step 3' in out
+  assert 'checkpoints/6 is unreadable' in out
+  assert 'resuming from older checkpoint at step 3' in out
   assert checkpoint_steps(workdir)[-1] == 8
   assert list(tmp_path.glob('run/checkpoints.unreadable-*/6'))  # kept aside, not deleted
 
@@ -103,7 +104,8 @@ def test_no_readable_checkpoint_refuses_unless_allowed(tiny_config, tmp_path, ca
   _corrupt(workdir / 'checkpoints' / '3')
   with pytest.raises(UserError, match='no readable checkpoint.*allow_fresh_start'):
     loop.train_and_evaluate(tiny_config, workdir)
-  assert (workdir / 'checkpoints' / '3').exists()  # nothing overwritten
+  files = [p for p in (workdir / 'checkpoints' / '3' / 'state').rglob('*') if p.is_file()]
+  assert files and all(p.read_bytes() == b'garbage' for p in files)  # nothing overwritten
   tiny_config.allow_fresh_start = True
   loop.train_and_evaluate(tiny_config, workdir)
   assert 'moved the unreadable checkpoints' in capsys.readouterr().out
@@ -119,9 +121,11 @@ def test_resuming_with_different_model_lists_the_keys(tiny_config, tmp_path):
   with pytest.raises(UserError, match=r'data\.seq_len \(32 -> 16\), model\.hidden_size'):
     loop.train_and_evaluate(tiny_config, workdir)
   tiny_config.model.hidden_size, tiny_config.data.seq_len = 32, 32
-  tiny_config.total_steps, tiny_config.log_every = 4, 1  # allowed: extends the run
+  # Allowed: extending the run, other intervals, a lower learning rate.
+  tiny_config.total_steps, tiny_config.log_every, tiny_config.eval_every = 4, 1, 2
+  tiny_config.checkpoint_every, tiny_config.optimizer.learning_rate = 2, 1e-3
   loop.train_and_evaluate(tiny_config, workdir)
-  assert checkpoint_steps(workdir)[-1] == 4
+  assert checkpoint_steps(workdir) == [3, 4]
 
 
 def test_an_infinite_update_stops_the_run_before_it_is_saved(tiny_config, tmp_path):

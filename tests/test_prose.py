@@ -61,7 +61,7 @@ def test_plain_text_and_markdown_paragraphs():
 def test_non_utf8_file_is_a_user_error(tmp_path):
   bad = tmp_path / 'bad.txt'
   bad.write_bytes(b'caf\xe9 latin-1 text')
-  with pytest.raises(UserError, match='not valid UTF-8'):
+  with pytest.raises(UserError, match=r'bad\.txt is not valid UTF-8'):
     prose.clean_file((str(bad), str(tmp_path)))
 
 

@@ -32,7 +32,10 @@ def test_end_to_end_tiny_run_writes_every_output(tiny_config, tmp_path, capsys):
     assert {'loss', 'mlm_accuracy', 'perplexity', 'grad_norm', 'param_norm', 'update_norm',
             'learning_rate', 'tokens_per_s', 'steps_per_s'} <= set(r)
   for r in evals:
+    assert {'loss', 'mlm_accuracy', 'perplexity'} <= set(r)
     assert r['perplexity'] == pytest.approx(np.exp(r['loss']), rel=1e-4)
+  assert json.loads((workdir / 'config.json').read_text())['total_steps'] == 30
+  assert (workdir / 'curves.png').read_bytes().startswith(b'\x89PNG')
   assert final['loss'] == pytest.approx(evals[-1]['loss'])
   # Learned what this corpus of random words allows: the held-out loss falls from uniform
   # guessing (log 200 = 5.3) to the cross-entropy of the training tokens' frequencies.

@@ -14,8 +14,8 @@ from bigmodels.errors import UserError
 from bigmodels.models import classifiers
 from bigmodels.tasks.classification import classification_sums, per_class_metrics
 from bigmodels.train import loop
-from tests.helpers import (apply_overrides, device_env, hand_eval_metrics, rows, run_module,
-                           saved_state, synthetic_images, vision_overrides, write_idx_dataset,
+from tests.helpers import (apply_overrides, device_env, hand_eval_metrics, progress_steps, rows,
+                           run_module, saved_state, synthetic_images, vision_overrides, write_idx_dataset,
                            write_idx_files)
 
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -61,51 +61,57 @@ def test_idx_files_round_trip(tmp_path, gz):
   np.testing.assert_array_equal(read_labels, labels)
 
 
-@pytest.mark.parametrize('damage, message', [
-    ('missing', 'is missing'),
-    ('truncated_gz', 'truncated or corrupt'),
-    ('short_data', 'is truncated'),
-    ('bad_magic', 'bad header'),
-    ('count_mismatch', 'do not belong together'),
-])
-def test_damaged_image_files_are_clear_errors(tmp_path, damage, message):
-  folder = write_idx_dataset(tmp_path / 'idx', n_train=30, n_test=20)
-  images = folder / 'train-images-idx3-ubyte.gz'
+DAMAGES = {'missing': 'is missing', 'truncated_gz': 'truncated or corrupt',
+           'short_data': 'is truncated', 'bad_magic': 'bad header',
+           'count_mismatch': 'do not belong together'}
+
+
+def _damage(folder, kind, prefix):
+  """Damages PREFIX-images (or, for a count mismatch, PREFIX-labels) in one of five ways."""
+  images = folder / f'{prefix}-images-idx3-ubyte.gz'
   raw = gzip.decompress(images.read_bytes())
-  if damage == 'missing':
+  if kind == 'missing':
     images.unlink()
-  elif damage == 'truncated_gz':
+  elif kind == 'truncated_gz':
     images.write_bytes(images.read_bytes()[:len(images.read_bytes()) // 2])
-  elif damage == 'short_data':
+  elif kind == 'short_data':
     images.write_bytes(gzip.compress(raw[:-50]))
-  elif damage == 'bad_magic':
+  elif kind == 'bad_magic':
     images.write_bytes(gzip.compress(b'\x00\x00\x08\x01' + raw[4:]))
   else:
-    labels = folder / 'train-labels-idx1-ubyte.gz'
+    labels = folder / f'{prefix}-labels-idx1-ubyte.gz'
     raw_labels = gzip.decompress(labels.read_bytes())
-    labels.write_bytes(gzip.compress(raw_labels[:4] + (29).to_bytes(4, 'big') +
+    count = int.from_bytes(raw_labels[4:8], 'big') - 1
+    labels.write_bytes(gzip.compress(raw_labels[:4] + count.to_bytes(4, 'big') +
                                      raw_labels[8:-1]))
-  with pytest.raises(UserError, match=message) as info:
+
+
+@pytest.mark.parametrize('damage', list(DAMAGES))
+def test_damaged_image_files_are_clear_errors(tmp_path, damage):
+  folder = write_idx_dataset(tmp_path / 'idx', n_train=30, n_test=20)
+  _damage(folder, damage, 'train')
+  with pytest.raises(UserError, match=DAMAGES[damage]) as info:
     read_idx_split(str(folder), 'train')
   assert 'train-' in str(info.value) and '\n' not in str(info.value)
 
 
-def test_a_damaged_image_file_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+@pytest.mark.parametrize('damage', list(DAMAGES))
+def test_a_damaged_image_file_leaves_nothing_in_the_cache(tmp_path, monkeypatch, damage):
   from bigmodels.data import images as images_lib
   from configs import fashion_mnist
   folder = write_idx_dataset(tmp_path / 'idx', n_train=30, n_test=20)
-  images = folder / 't10k-images-idx3-ubyte.gz'
-  original = images.read_bytes()
-  images.write_bytes(gzip.compress(gzip.decompress(original)[:-40]))
+  originals = {p: p.read_bytes() for p in folder.iterdir()}
+  _damage(folder, damage, 't10k')  # the second split: the first one would read cleanly
   cache = tmp_path / 'cache'
   monkeypatch.setenv('BIGMODELS_CACHE', str(cache))
   config = apply_overrides(fashion_mnist.get_config('model=cnn'),
                            vision_overrides(folder)).data
-  with pytest.raises(UserError, match='is truncated'):
+  with pytest.raises(UserError, match=DAMAGES[damage]):
     images_lib.prepare_image_data(config)
   leftovers = [p for p in cache.rglob('*') if p.is_file()]
   assert not leftovers, leftovers
-  images.write_bytes(original)  # repaired: prepared from scratch, nothing stale reused
+  for path, data in originals.items():  # repaired: prepared from scratch, nothing stale
+    path.write_bytes(data)
   data = images_lib.prepare_image_data(config)
   assert data.eval['image'].shape == (20, 12, 12, 1)
 
@@ -129,11 +135,14 @@ def test_each_augmentation_does_what_it_says():
   g = np.random.default_rng(1)
   image = np.zeros((1, 8, 8, 1), np.uint8)
   image[0, 3, 4] = 200  # one bright pixel away from the border
-  for _ in range(10):
+  offsets = set()
+  for _ in range(20):
     cropped = augment.random_crop(image, 2, g)
     assert cropped.shape == image.shape and cropped.sum() == 200  # moved, not lost
     (row, col), = np.argwhere(cropped[0, :, :, 0])
     assert abs(row - 3) <= 2 and abs(col - 4) <= 2
+    offsets.add((row - 3, col - 4))
+  assert len(offsets) > 3  # the crop does move the image
   batch = np.arange(64, dtype=np.uint8).reshape(1, 8, 8, 1).repeat(32, axis=0)
   flipped = augment.random_flip(batch, g)
   mirrored = [np.array_equal(f, batch[0][:, ::-1]) for f in flipped]
@@ -166,8 +175,10 @@ def test_batchnorm_statistics_update_in_train_and_stay_frozen_in_eval():
   full = model.apply(new_vars, x, train=False)
   single = model.apply(new_vars, x[:1], train=False)
   np.testing.assert_allclose(full[:1], single, atol=1e-5)
-  with pytest.raises(Exception):  # batch_stats is immutable in eval mode
-    model.apply(new_vars, x, train=True, rngs={'dropout': jax.random.key(2)})
+  _, after_eval = model.apply(new_vars, x, train=False, mutable=['batch_stats'])
+  for a, b in zip(jax.tree.leaves(after_eval['batch_stats']),
+                  jax.tree.leaves(updated['batch_stats']), strict=True):
+    np.testing.assert_array_equal(a, b)  # eval leaves the statistics as they were
 
 
 def test_fast_max_pool_matches_flax_max_pool():
@@ -251,11 +262,15 @@ def test_the_train_step_updates_batchnorm_statistics(vision_config, tmp_path):
     assert not np.allclose(x, y)  # every statistic moved towards the data's
 
 
-def test_resume_with_batchnorm_is_bit_identical(vision_config, tmp_path):
-  vision_config.checkpoint_every = 100
+def test_resume_with_batchnorm_is_bit_identical(vision_config, tmp_path, capsys):
+  vision_config.checkpoint_every, vision_config.log_every = 100, 1
   loop.train_and_evaluate(vision_config, tmp_path / 'straight')
   loop.train_and_evaluate(vision_config, tmp_path / 'resumed', stop_at=3)
+  capsys.readouterr()
   loop.train_and_evaluate(vision_config, tmp_path / 'resumed')
+  out = capsys.readouterr().out
+  assert 'resuming from checkpoint at step 3' in out
+  assert progress_steps(out) == [4, 5, 6, 7, 8]
   a, b = saved_state(tmp_path / 'straight', 8), saved_state(tmp_path / 'resumed', 8)
   assert jax.tree.leaves(a['model_state'])
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):

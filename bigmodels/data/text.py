@@ -114,7 +114,7 @@ def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
   tok_path = prepared_dir / f'tokenizer-bpe-{variant}.model'
   if not tok_path.exists():
     train_texts = _texts(sources['train'], key, limit)
-    print(f'training a {vocab_size}-token BPE tokenizer on {len(train_texts)} documents '
+    print(f'training the BPE tokenizer ({vocab_size} tokens) on {len(train_texts)} documents '
           '(first use only)', flush=True)
   tok = tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size)
   seq_len = data_config.seq_len

@@ -126,18 +126,23 @@ _QUANTITY = {'stats/train_loss': 'loss', 'stats/grad_norm': 'gradient norm (grad
              'stats/param_norm': 'parameter norm after the update (param_norm)'}
 
 
+_LAST_VALUE_STATS = ('learning_rate',)
+
+
 class _TrainWindow:
   """Accumulates step metrics on the host between reports; checks they are finite.
 
-  With `max_skips` > 0 the train step has already kept the old state for a non-finite step;
-  such steps are left out of the averages and counted, and the run stops once more than
-  `max_skips` have occurred.
+  Statistics are averaged over the window's accepted steps, except the learning rate, which is
+  reported as applied by the window's last accepted step. With `max_skips` > 0 the train step
+  has already kept the old state for a non-finite step; such steps are left out and counted,
+  and the run stops once more than `max_skips` have occurred.
   """
 
   def __init__(self, max_skips: int = 0, warn=print):
     self.pending: list[tuple[int, dict]] = []
     self.sums: dict[str, float] = {}
     self.stats: dict[str, float] = {}
+    self.last: dict[str, float] = {}
     self.steps = 0
     self.skipped = 0
     self.max_skips = max_skips
@@ -166,6 +171,9 @@ class _TrainWindow:
             'or set skip_nonfinite_steps, then re-run')
       for key, value in metrics.items():
         group, name = key.split('/', 1)
+        if name in _LAST_VALUE_STATS:
+          self.last[name] = float(value)
+          continue
         target = self.sums if group == 'sums' else self.stats
         target[name] = target.get(name, 0.0) + float(value)
       self.steps += 1
@@ -175,7 +183,8 @@ class _TrainWindow:
     self.flush()
     out = task.summarize(self.sums) if self.steps else {}
     out.update({k: v / max(self.steps, 1) for k, v in self.stats.items() if k != 'train_loss'})
-    self.sums, self.stats, self.steps = {}, {}, 0
+    out.update(self.last)
+    self.sums, self.stats, self.last, self.steps = {}, {}, {}, 0
     return out
 
 
