@@ -1,0 +1,103 @@
+"""Breaks the code one way at a time and checks that the tests guarding it fail.
+
+  python -m tests.mutations [INDEX ...]
+
+Each mutation restores a bug (several are the exact pre-fix lines of the library bugs fixed
+for the hardening issue) in a copy of the repository, runs the tests that should catch it,
+and prints CAUGHT (they failed) or MISSED. A mutation whose target text no longer exists is
+reported as STALE: update it with the code. Takes a few minutes; not part of the suite.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[1])
+# (what breaks, file, text to replace, replacement, tests that must fail)
+MUTATIONS = [
+ ('guard covers only loss and gradient (old)', 'bigmodels/train/steps.py',
+  "GUARDED_STATS = ('stats/train_loss', 'stats/grad_norm', 'stats/update_norm',\n                 'stats/param_norm')",
+  "GUARDED_STATS = ('stats/train_loss', 'stats/grad_norm')",
+  ['tests/test_steps.py::test_an_infinite_update_from_a_finite_gradient_is_not_accepted',
+   'tests/test_faults.py::test_an_infinite_update_stops_the_run_before_it_is_saved',
+   'tests/test_cli.py::test_resume_refusals_and_divergence_through_the_command_line']),
+ ('decay mask by rank (old)', 'bigmodels/train/optimizer.py',
+  "  return jax.tree_util.tree_map_with_path(lambda path, _: _is_decayed(path), params)",
+  "  return jax.tree.map(lambda p: p.ndim >= 2, params)",
+  ['tests/test_optimizer.py::test_weight_decay_goes_to_kernels_and_embeddings_only']),
+ ('logged lr from state.step (old)', 'bigmodels/train/steps.py',
+  "'stats/learning_rate': applied_learning_rate(schedule, state.opt_state),",
+  "'stats/learning_rate': jnp.asarray(schedule(state.step), jnp.float32),",
+  ['tests/test_steps.py::test_a_skipped_step_keeps_the_state_then_training_goes_on']),
+ ('eval before the finite check (old)', 'bigmodels/train/loop.py',
+  "      window.flush()  # Never evaluate (or plot) a state produced from a non-finite step.\n", "",
+  ['tests/test_faults.py::test_an_infinite_update_stops_the_run_before_it_is_saved']),
+ ('no TensorBoard purge on a fresh start (old)', 'bigmodels/train/loop.py',
+  "    writer.resume_after(0)  # TensorBoard hides the events of any earlier attempt.\n", "",
+  ['tests/test_train.py::test_tensorboard_shows_each_step_once_after_a_resume_and_a_fresh_start']),
+ ('no TensorBoard purge on resume', 'bigmodels/train/loop.py',
+  "        writer.resume_after(step)\n", "",
+  ['tests/test_train.py::test_tensorboard_shows_each_step_once_after_a_resume_and_a_fresh_start']),
+ ('ETA includes compilation (old)', 'bigmodels/train/loop.py',
+  "      meter.restart(done)\n", "      pass\n",
+  ['tests/test_train.py::test_end_to_end_tiny_run_writes_every_output']),
+ ('config.json keeps preset zeros (old)', 'bigmodels/tasks/mlm.py',
+  "    super().__init__(config)\n    self._resolve_model_size()\n", "    super().__init__(config)\n",
+  ['tests/test_train.py::test_config_json_holds_the_values_the_model_was_built_with']),
+ ('vocab not lowered to the corpus (old)', 'bigmodels/tasks/mlm.py',
+  "      c.model.vocab_size = data.tokenizer.vocab_size\n", "",
+  ['tests/test_train.py::test_a_corpus_too_small_for_the_vocabulary_is_said_and_recorded']),
+ ('workdir created before checks (old)', 'bigmodels/train/loop.py',
+  "  if is_main:\n    check_workdir_writable(workdir)\n", "  if is_main:\n    _create_workdir(workdir)\n",
+  ['tests/test_faults.py::test_impossible_values_are_user_errors_that_write_nothing',
+   'tests/test_cli.py::test_user_errors_are_one_line_exit_2_and_write_nothing']),
+ ('train step drops batch_stats updates', 'bigmodels/train/steps.py',
+  "model_state={**state.model_state, **new_model_state})",
+  "model_state=state.model_state)",
+  ['tests/test_vision.py::test_the_train_step_updates_batchnorm_statistics']),
+ ('padding rows weigh 1', 'bigmodels/tasks/classification.py',
+  "pad_row={'image': 0, 'label': 0, 'weight': 0.0}", "pad_row={'image': 0, 'label': 0, 'weight': 1.0}",
+  ['tests/test_vision.py::test_eval_counts_every_image_once_and_equals_a_hand_computation']),
+ ('MLM padding rows get predictions', 'bigmodels/tasks/mlm.py',
+  "pad_row = {'tokens': PAD_ID, 'segment_ids': 0}", "pad_row = {'tokens': 7, 'segment_ids': 0}",
+  ['tests/test_train.py::test_eval_counts_every_row_once_and_padding_weighs_nothing']),
+ ('parameters replicated', 'bigmodels/train/mesh.py',
+  "  specs = nn.get_partition_spec(boxed_abstract)\n  return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(mesh_config))",
+  "  return jax.tree.map(lambda _: NamedSharding(mesh, PartitionSpec()), nn.unbox(boxed_abstract))",
+  ['tests/test_train.py::test_eight_devices_match_one_device_and_really_shard']),
+ ('resume ignores checkpoints (restart)', 'bigmodels/train/loop.py',
+  "  if ckpt.steps():\n    resume.check_compatible", "  if False:\n    resume.check_compatible",
+  ['tests/test_train.py::test_resume_restores_the_checkpoint_and_runs_only_the_remaining_steps']),
+]
+
+
+def main() -> None:
+  """Runs the chosen mutations (all by default); exit code 1 if any was missed or stale."""
+  only = sys.argv[1:]
+  bad = 0
+  for i, (name, path, old, new, tests) in enumerate(MUTATIONS):
+    if only and str(i) not in only:
+      continue
+    with tempfile.TemporaryDirectory() as tmp:
+      dst = os.path.join(tmp, 'repo')
+      shutil.copytree(SRC, dst, ignore=shutil.ignore_patterns('.venv', '.git', '__pycache__',
+                                                              'runs'))
+      text = Path(dst, path).read_text()
+      if old not in text:
+        print(f'STALE {i}: {name}: {path} no longer holds the target text', flush=True)
+        bad += 1
+        continue
+      Path(dst, path).write_text(text.replace(old, new))
+      result = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-x',
+                               *tests], cwd=dst, capture_output=True, text=True)
+    why = [l for l in result.stdout.splitlines() if l.startswith(('E ', 'FAILED'))][:2]
+    caught = result.returncode not in (0, 4, 5)  # 4/5: bad arguments / no test collected
+    bad += not caught
+    print(f'{"CAUGHT" if caught else "MISSED"} {i}: {name}: {why}', flush=True)
+  sys.exit(1 if bad else 0)
+
+
+if __name__ == '__main__':
+  main()
