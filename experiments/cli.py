@@ -6,7 +6,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -84,25 +83,20 @@ def _config_help(config_file: str) -> dict[str, str]:
   return help_lines
 
 
-def _flatten(node: Any, prefix: str = '') -> dict[str, Any]:
-  out = {}
-  for key, value in node.items():
-    if hasattr(value, 'items'):
-      out.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
-  return out
+def config_file() -> str:
+  """The --config file's path, without its ':ARG' part."""
+  return flags.FLAGS['config'].config_filename.split(':')[0]
 
 
 def print_config() -> None:
   """Prints `KEY = VALUE  # meaning` for every key of the resolved config (size presets
   filled in), then returns."""
   from bigmodels.tasks import get_task
+  from bigmodels.train.resume import flatten
   config = CONFIG.value
   get_task(config)  # Resolves what the task derives from the config (e.g. size presets).
-  config_file = flags.FLAGS['config'].config_filename.split(':')[0]
-  help_lines = _config_help(config_file)
-  items = _flatten(config)
+  help_lines = _config_help(config_file())
+  items = flatten(config)
   width = min(max(len(f'{k} = {v!r}') for k, v in items.items()), 48)
   for key, value in items.items():
     text = f'{key} = {value!r}'

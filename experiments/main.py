@@ -20,9 +20,8 @@ def main() -> None:
   """Trains the config in the workdir."""
   from bigmodels.train import loop  # Imported after flag parsing: JAX start-up is slow.
   config = cli.CONFIG.value
-  config_file = flags.FLAGS['config'].config_filename.split(':')[0]
   workdir = WORKDIR.value or os.path.join(
-      'runs', os.path.splitext(os.path.basename(config_file))[0])
+      'runs', os.path.splitext(os.path.basename(cli.config_file()))[0])
   loop.train_and_evaluate(config, workdir)
 
 

@@ -44,9 +44,9 @@ def test_print_config_shows_resolved_values_with_their_meaning(tmp_path):
 def test_every_config_key_has_a_one_line_meaning(config_module, arg):
   import importlib
   from configs import base
-  from experiments.cli import _flatten
+  from bigmodels.train.resume import flatten
   module = importlib.import_module(f'configs.{config_module}')
-  keys = set(_flatten(module.get_config(arg)))
+  keys = set(flatten(module.get_config(arg)))
   documented = set(base.BASE_HELP) | set(module.HELP)
   assert keys - documented == set()
   assert documented - keys == set()

@@ -23,11 +23,12 @@ RESUMABLE_CHANGES = ('total_steps', 'log_every', 'eval_every', 'eval_steps', 'ch
                      'optimizer.b2', 'optimizer.eps')
 
 
-def _flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
-  if isinstance(tree, dict):
+def flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
+  """{'a.b': value} for every leaf of a nested mapping (a dict, or a ConfigDict)."""
+  if hasattr(tree, 'items'):
     out = {}
     for key, value in tree.items():
-      out.update(_flatten(value, f'{prefix}{key}.'))
+      out.update(flatten(value, f'{prefix}{key}.'))
     return out
   return {prefix[:-1]: tree}
 
@@ -39,10 +40,10 @@ def check_compatible(saved_config_path: Path, config: Any) -> None:
   check (the checkpoint restore still verifies shapes).
   """
   try:
-    saved = _flatten(json.loads(saved_config_path.read_text(encoding='utf-8')))
+    saved = flatten(json.loads(saved_config_path.read_text(encoding='utf-8')))
   except (OSError, ValueError):
     return
-  current = _flatten(json.loads(config.to_json_best_effort()))
+  current = flatten(json.loads(config.to_json_best_effort()))
   differing = sorted(
       k for k in set(saved) | set(current)
       if saved.get(k) != current.get(k)
