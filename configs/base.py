@@ -7,7 +7,8 @@ import ml_collections
 
 # One line per shared key; each config file adds its own in HELP. `--print_config` shows them.
 BASE_HELP = {
-    'task': 'task family: mlm or classification (set by the config file)',
+    'task': 'task family: mlm, causal_lm, span_corruption, classification or '
+            'text_classification (set by the config file)',
     'seed': 'random seed of initialisation, data order, masking, augmentation and dropout',
     'total_steps': 'optimizer steps of the whole run (raising it on resume extends the run)',
     'batch_size': 'global batch size, over all devices and processes',
@@ -20,6 +21,10 @@ BASE_HELP = {
                             'to K such steps, keeping the previous state',
     'allow_fresh_start': 'when no checkpoint in the workdir is readable: move them aside and '
                          'start over instead of stopping',
+    'init_from': "fine-tune: a run folder whose newest checkpoint gives the initial "
+                 "parameters ('' = random init); only read when the workdir has no checkpoint",
+    'init_fresh': 'glob patterns of parameters initialised fresh instead of loaded by '
+                  'init_from (e.g. new heads: ("pooler/*", "classifier/*"))',
     'optimizer.name': 'adamw (decoupled weight decay on kernels and embeddings) or adam',
     'optimizer.learning_rate': 'peak learning rate, reached after the warm-up',
     'optimizer.schedule': 'decay after the warm-up: linear, cosine or constant',
@@ -71,6 +76,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.skip_nonfinite_steps = 0
   # Start over (moving unreadable checkpoints aside) when no checkpoint in the workdir reads.
   config.allow_fresh_start = False
+  # Fine-tuning: start from another run's newest checkpoint, except the listed parameters.
+  config.init_from = ''
+  config.init_fresh = ()
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adamw', learning_rate=1e-3, schedule='linear', warmup_steps=100,
@@ -86,3 +94,73 @@ def base_config() -> ml_collections.ConfigDict:
       rules=(('batch', ('data', 'fsdp')), ('vocab', 'tensor'), ('embed', 'fsdp'),
              ('mlp', 'tensor'), ('heads', 'tensor'), ('kv', None), ('length', None))))
   return config
+
+
+# Keys of the Transformer `model` block of the text configs.
+TRANSFORMER_HELP = {
+    'model.size': 'size preset: tiny, mini, small, medium or base (L2/H128 ... L12/H768)',
+    'model.vocab_size': 'tokenizer and embedding size (a corpus too small to fill it lowers '
+                        'it; config.json records the size used)',
+    'model.max_len': 'longest sequence the position table holds',
+    'model.num_layers': 'Transformer layers (0 = from the size preset)',
+    'model.hidden_size': 'hidden width (0 = from the size preset)',
+    'model.num_heads': 'attention heads (0 = from the size preset)',
+    'model.mlp_dim': 'feed-forward width (0 = 4 x hidden_size)',
+    'model.dropout_rate': 'dropout after embeddings, attention and MLP blocks',
+    'model.pre_ln': 'True: pre-LayerNorm blocks; False: post-LN (original BERT/Transformer)',
+    'model.remat': 'recompute each layer in the backward pass (less memory, more compute)',
+    'model.tied_embedding': 'output layer shares the token embedding table',
+    'model.dtype': 'compute dtype of activations: float32 or bfloat16',
+    'model.param_dtype': 'dtype the parameters are stored and updated in',
+    'model.attention_impl': "'' lets JAX choose; 'cudnn' or 'xla' forces an implementation",
+}
+
+# Keys of the packed-text `data` block of the text configs.
+TEXT_DATA_HELP = {
+    'data.corpus_dir': "folder of .txt/.md/.rst documents; '' = the Python docs (python3-doc)",
+    'data.tfds_name': 'TFDS catalog text dataset instead (needs TensorFlow and internet)',
+    'data.tfds_train_split': 'TFDS split to train on',
+    'data.tfds_eval_split': 'TFDS split to evaluate on',
+    'data.text_key': 'TFDS feature holding the text',
+    'data.max_documents': 'use only the first N documents; 0 = all',
+    'data.heldout_percent': 'share of local documents held out for evaluation (by path hash)',
+    'data.seq_len': 'tokens per packed row',
+    'data.num_threads': 'input pipeline worker threads',
+    'data.prefetch': 'batches prepared ahead of the device',
+}
+
+
+def transformer_model(size: str, **overrides) -> ml_collections.ConfigDict:
+  """The `model` block of a Transformer text config; zero dimensions come from `size`."""
+  return ml_collections.ConfigDict(dict(dict(
+      size=size, vocab_size=8192, max_len=512,
+      num_layers=0, hidden_size=0, num_heads=0, mlp_dim=0,  # 0 = from the size preset.
+      dropout_rate=0.0, pre_ln=True, remat=False, tied_embedding=True,
+      dtype='float32', param_dtype='float32', attention_impl=''), **overrides))
+
+
+def text_data(**overrides) -> ml_collections.ConfigDict:
+  """The `data` block of packed text on the default corpus (the Python docs)."""
+  return ml_collections.ConfigDict(dict(dict(
+      corpus_dir='',  # '' = the Python docs from Debian's python3-doc.
+      tfds_name='', tfds_train_split='train', tfds_eval_split='test', text_key='text',
+      max_documents=0,  # 0 = all documents.
+      heldout_percent=5.0, seq_len=128, num_threads=2, prefetch=4), **overrides))
+
+
+def make_smoke_run(config: ml_collections.ConfigDict, max_documents: int = 60) -> None:
+  """`runlocal=1`: a seconds-long run of the config (tiny model, few steps, few documents)."""
+  config.total_steps = 8
+  config.batch_size = 8
+  config.log_every = 2
+  config.eval_every = 4
+  config.eval_steps = 2
+  config.checkpoint_every = 4
+  config.optimizer.warmup_steps = 2
+  if 'max_documents' in config.data:
+    config.data.max_documents = max_documents
+    config.data.seq_len = 64
+  config.model.vocab_size = min(config.model.vocab_size, 512)
+  for key, value in dict(num_layers=1, hidden_size=32, num_heads=2, mlp_dim=64).items():
+    if key in config.model:
+      config.model[key] = value

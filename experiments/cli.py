@@ -103,7 +103,7 @@ def print_config() -> None:
     print(f'{text:<{width}}  # {help_lines.get(key, "")}'.rstrip(' #'))
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
+def _parse_flags(argv: list[str], needs_config: bool = True) -> list[str]:
   if any(arg.split('=')[0] in HELP_FLAGS for arg in argv[1:]):
     print_help()
     sys.exit(0)
@@ -121,14 +121,15 @@ def _parse_flags(argv: list[str]) -> list[str]:
     elif e.args and isinstance(e.args[0], BaseException):  # Overrides wrap a KeyError.
       e = e.args[0]
     fail(f'bad --config: {_one_line(e)}')
-  if config is None:
+  if config is None and needs_config:
     fail('--config is required, e.g. --config=configs/mlm.py')
   return rest
 
 
-def run(main: Callable[[], None]) -> None:
+def run(main: Callable[[], None], needs_config: bool = True) -> None:
   """Runs `main` under absl; user errors become one line and exit code 2 (traceback with
-  --verbose); a run stopped by SIGTERM/SIGINT after saving exits with code 75."""
+  --verbose); a run stopped by SIGTERM/SIGINT after saving exits with code 75. Commands that
+  read a run folder instead of a config file pass needs_config=False."""
 
   def wrapped(argv: list[str]) -> None:
     if len(argv) > 1:
@@ -153,4 +154,4 @@ def run(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
       fail('interrupted', code=130)
 
-  app.run(wrapped, flags_parser=_parse_flags)
+  app.run(wrapped, flags_parser=lambda argv: _parse_flags(argv, needs_config))

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from bigmodels.models import bert
-from bigmodels.tasks import mlm
+from bigmodels.models.transformer import TransformerConfig
+from bigmodels.tasks import mlm, text_base
 
 
 def _model(**kw):
-  return bert.BertMLM(vocab_size=97, hidden_size=32, num_layers=2, num_heads=2, mlp_dim=64,
-                      max_len=16, **kw)
+  return bert.BertMLM(TransformerConfig(vocab_size=97, hidden_size=32, num_layers=2,
+                                        num_heads=2, mlp_dim=64, max_len=16, **kw))
 
 
 def _inputs():
@@ -58,10 +59,10 @@ def test_loss_counts_only_weighted_slots():
   logits = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 10)), jnp.float32)
   labels = jnp.array([[1, 2, 3], [4, 5, 6]])
   weights = jnp.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-  sums = mlm.mlm_loss_sums(logits, labels, weights)
+  sums = text_base.token_loss_sums(logits, labels, weights)
   other_labels = labels.at[0, 2].set(9).at[1, 1:].set(0)  # only unweighted slots differ
   assert float(sums['loss_sum']) == pytest.approx(
-      float(mlm.mlm_loss_sums(logits, other_labels, weights)['loss_sum']))
+      float(text_base.token_loss_sums(logits, other_labels, weights)['loss_sum']))
   assert float(sums['weight']) == 3.0
   logp = jax.nn.log_softmax(logits)
   expected = -(logp[0, 0, 1] + logp[0, 1, 2] + logp[1, 0, 4])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bigmodels.models import bert, classifiers
+from bigmodels.models.transformer import TransformerConfig
 from bigmodels.train import optimizer
 
 
@@ -54,8 +55,8 @@ def _leaf_names(tree):
 
 
 def _bert_params():
-  model = bert.BertMLM(vocab_size=50, hidden_size=16, num_layers=1, num_heads=2, mlp_dim=32,
-                       max_len=8)
+  model = bert.BertMLM(TransformerConfig(vocab_size=50, hidden_size=16, num_layers=1,
+                                         num_heads=2, mlp_dim=32, max_len=8))
   ids = jnp.ones((1, 8), jnp.int32)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), ids, ids, ids[:, :2]))
   return jax.tree.map(lambda x: x.value if hasattr(x, 'value') else x, variables['params'],

@@ -88,44 +88,69 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _load_or_pack(path: Path, texts: list[str], tok: tokenizer_lib.Tokenizer,
-                  seq_len: int) -> dict[str, np.ndarray]:
+                  seq_len: int, bos_per_document: bool) -> dict[str, np.ndarray]:
   if path.exists():
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
   rows = packing.pack_documents(tok.encode_batch(texts), seq_len, tokenizer_lib.CLS_ID,
-                                tokenizer_lib.SEP_ID, tokenizer_lib.PAD_ID)
+                                tokenizer_lib.SEP_ID, tokenizer_lib.PAD_ID,
+                                bos_per_document=bos_per_document)
   _atomic_savez(path, rows)
   return rows
 
 
-def prepare_text_data(data_config: Any, vocab_size: int) -> TextData:
-  """Prepares (or loads from cache) the tokenizer and packed rows for both splits."""
+def _corpus(data_config: Any) -> tuple[dict[str, Any], Path, str]:
   cache_dir = str(data_cache_dir())
   if data_config.tfds_name:
-    sources, prepared_dir, description = _catalog_documents(data_config, cache_dir)
-  else:
-    sources, prepared_dir, description = _local_documents(data_config, cache_dir)
-  key, limit = data_config.text_key, data_config.max_documents
-  # Everything that changes the derived files is in their names, so none is reused wrongly.
-  variant = f'{vocab_size}' + (f'-docs{limit}' if limit > 0 else '') + (
-      f'-{key}' if key != 'text' else '')
-  train_texts = None
+    return _catalog_documents(data_config, cache_dir)
+  return _local_documents(data_config, cache_dir)
 
-  tok_path = prepared_dir / f'tokenizer-bpe-{variant}.model'
+
+def _variant(data_config: Any, vocab_size: int) -> str:
+  # Everything that changes the derived files is in their names, so none is reused wrongly.
+  key, limit = data_config.text_key, data_config.max_documents
+  return f'{vocab_size}' + (f'-docs{limit}' if limit > 0 else '') + (
+      f'-{key}' if key != 'text' else '')
+
+
+def _tokenizer(data_config: Any, vocab_size: int, sources: dict[str, Any], prepared_dir: Path
+               ) -> tuple[tokenizer_lib.Tokenizer, list[str] | None]:
+  """The cached tokenizer, else one trained on the train documents (also returned)."""
+  train_texts = None
+  tok_path = prepared_dir / f'tokenizer-bpe-{_variant(data_config, vocab_size)}.model'
   if not tok_path.exists():
-    train_texts = _texts(sources['train'], key, limit)
+    train_texts = _texts(sources['train'], data_config.text_key, data_config.max_documents)
     print(f'training the BPE tokenizer ({vocab_size} tokens) on {len(train_texts)} documents '
           '(first use only)', flush=True)
-  tok = tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size)
+  return tokenizer_lib.load_or_train(tok_path, train_texts or [], vocab_size), train_texts
+
+
+def corpus_tokenizer(data_config: Any, vocab_size: int) -> tokenizer_lib.Tokenizer:
+  """The tokenizer `prepare_text_data` uses for this corpus and size (trained on first use)."""
+  sources, prepared_dir, _ = _corpus(data_config)
+  return _tokenizer(data_config, vocab_size, sources, prepared_dir)[0]
+
+
+def prepare_text_data(data_config: Any, vocab_size: int,
+                      bos_per_document: bool = False) -> TextData:
+  """Prepares (or loads from cache) the tokenizer and packed rows for both splits.
+
+  `bos_per_document` packs rows for causal language models (see packing.pack_documents).
+  """
+  sources, prepared_dir, description = _corpus(data_config)
+  key, limit = data_config.text_key, data_config.max_documents
+  variant = _variant(data_config, vocab_size)
+  tok, train_texts = _tokenizer(data_config, vocab_size, sources, prepared_dir)
   seq_len = data_config.seq_len
   rows = {}
   for split in ('train', 'eval'):
-    path = prepared_dir / f'packed-{variant}-{seq_len}-{split}.npz'
+    layout = 'bos-' if bos_per_document else ''
+    path = prepared_dir / f'packed-{layout}{variant}-{seq_len}-{split}.npz'
     texts = []
     if not path.exists():
       texts = train_texts if split == 'train' and train_texts is not None else _texts(
           sources[split], key, limit)
       print(f'packing {len(texts)} {split} documents into rows of {seq_len} tokens (first '
             'use only)', flush=True)
-    rows[split] = _load_or_pack(path, texts, tok, seq_len)
+    rows[split] = _load_or_pack(path, texts, tok, seq_len, bos_per_document)
   return TextData(rows['train'], rows['eval'], tok, prepared_dir, description)

@@ -40,6 +40,18 @@ class Tokenizer:
     """Token ids of one text (no special tokens added)."""
     return self._sp.encode(text)
 
+  def encode_masked(self, text: str) -> list[int]:
+    """Token ids of a text with [MASK] placeholders, each one id (MASK_ID) standing for one
+    whole token: the text around each [MASK] is encoded separately, so no stray word-start
+    piece lands in front of it."""
+    ids: list[int] = []
+    for i, chunk in enumerate(text.split(MASK)):
+      if i:
+        ids.append(MASK_ID)
+      if chunk.strip():
+        ids.extend(self._sp.encode(chunk.strip()))
+    return ids
+
   def encode_batch(self, texts: list[str]) -> list[list[int]]:
     """Token ids of many texts, encoded in parallel."""
     return self._sp.encode(texts, num_threads=os.cpu_count() or 1)

@@ -1,12 +1,20 @@
-"""Transformer building blocks shared by the encoder, decoder and language models.
+"""Transformer building blocks shared by the encoder (BERT), the decoder (GPT) and the
+encoder-decoder (T5): attention with any boolean mask and optional cross-attention and KV cache,
+the MLP block, one layer, a stack of layers, embeddings and the masks.
 
+Hyper-parameters travel as one frozen `TransformerConfig` (as in the flax lm1b/wmt examples).
 Parameters carry logical axis names ('vocab', 'embed', 'heads', 'kv', 'mlp') and activations
-logical constraints ('batch', 'length', 'embed'); the mesh rules in the config map them onto
+logical constraints ('batch', 'length', 'embed'); the mesh rules in the run config map them onto
 device axes, so data, FSDP and tensor parallelism need no change here.
+
+Masks are boolean [batch, 1, q_len, kv_len] (True = may attend). Packed rows carry segment ids
+(documents numbered from 1, padding 0): a token only sees tokens of its own segment, and
+positions restart at 0 in every segment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -17,6 +25,67 @@ Dtype = Any
 Array = jax.Array
 
 default_init = nn.initializers.truncated_normal(stddev=0.02)
+
+# The standard BERT sizes (Turc et al., 2019): layers, hidden size, attention heads. The causal
+# LM and the encoder-decoder use the same names (the encoder-decoder has this many layers on
+# each side).
+SIZES: dict[str, dict[str, int]] = {
+    'tiny': dict(num_layers=2, hidden_size=128, num_heads=2),
+    'mini': dict(num_layers=4, hidden_size=256, num_heads=4),
+    'small': dict(num_layers=4, hidden_size=512, num_heads=8),
+    'medium': dict(num_layers=8, hidden_size=512, num_heads=8),
+    'base': dict(num_layers=12, hidden_size=768, num_heads=12),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Every hyper-parameter of the Transformer models, in one immutable value.
+
+  decode: build the modules for cached autoregressive decoding (self-attention keeps its keys
+  and values in the 'cache' collection, so each new token costs one position).
+  """
+
+  vocab_size: int
+  hidden_size: int
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  num_decoder_layers: int = 0  # Encoder-decoder only; 0 = num_layers.
+  max_len: int = 512
+  dropout_rate: float = 0.0
+  pre_ln: bool = True
+  remat: bool = False
+  tied_embedding: bool = True
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  attention_impl: str | None = None  # None lets JAX choose; 'cudnn' for fused GPU kernels.
+  decode: bool = False
+
+  @classmethod
+  def from_model_config(cls, model: Any, vocab_size: int | None = None,
+                        **overrides: Any) -> TransformerConfig:
+    """The config of a run's `config.model` block (size preset already resolved)."""
+    return cls(
+        vocab_size=vocab_size or model.vocab_size, hidden_size=model.hidden_size,
+        num_layers=model.num_layers, num_heads=model.num_heads, mlp_dim=model.mlp_dim,
+        num_decoder_layers=model.get('num_decoder_layers', 0), max_len=model.max_len,
+        dropout_rate=model.dropout_rate, pre_ln=model.pre_ln, remat=model.remat,
+        tied_embedding=model.get('tied_embedding', True), dtype=jnp.dtype(model.dtype),
+        param_dtype=jnp.dtype(model.param_dtype),
+        attention_impl=model.attention_impl or None, **overrides)
+
+
+def resolve_size(model: Any) -> None:
+  """Fills the zero (= from the preset) dimension keys of a `config.model` block from its
+  `size` preset; mlp_dim 0 becomes 4 x hidden_size. Unknown sizes are left for the check."""
+  if model.size not in SIZES:
+    return
+  for key, value in SIZES[model.size].items():
+    if not model[key]:
+      model[key] = value
+  if not model.mlp_dim:
+    model.mlp_dim = 4 * model.hidden_size
 
 
 def partitioned(init: nn.initializers.Initializer, *names: str | None) -> Any:
@@ -32,122 +101,198 @@ def layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
       bias_init=partitioned(nn.initializers.zeros, 'embed'))
 
 
-class MultiHeadAttention(nn.Module):
-  """Multi-head dot-product attention with a boolean mask [batch, 1, q_len, kv_len]."""
+# ----------------------------------------------------------------------------------------------
+# Masks and positions.
 
-  num_heads: int
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-  attention_impl: str | None = None  # None lets JAX choose; 'cudnn' for fused GPU kernels.
+def segment_attention_mask(segment_ids: Array) -> Array:
+  """Block-diagonal mask [batch, 1, len, len]: a token sees only tokens of its own segment.
+
+  Padding (segment 0) only attends to padding, which keeps every softmax row well defined.
+  """
+  return segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+
+
+def causal_segment_mask(segment_ids: Array) -> Array:
+  """Block-diagonal and lower-triangular [batch, 1, len, len]: a token sees the earlier tokens
+  of its own segment (and itself)."""
+  length = segment_ids.shape[-1]
+  causal = jnp.tril(jnp.ones((length, length), jnp.bool_))
+  return segment_attention_mask(segment_ids) & causal[None, None]
+
+
+def cross_segment_mask(query_segments: Array, key_segments: Array) -> Array:
+  """[batch, 1, q_len, kv_len]: a decoder token sees the encoder tokens of its own segment."""
+  return query_segments[:, None, :, None] == key_segments[:, None, None, :]
+
+
+def segment_positions(segment_ids: Array) -> Array:
+  """Position of every token within its segment [batch, len]: 0 at each segment's start."""
+  length = segment_ids.shape[-1]
+  index = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), segment_ids.shape)
+  starts = jnp.concatenate([jnp.ones_like(segment_ids[:, :1], jnp.bool_),
+                            segment_ids[:, 1:] != segment_ids[:, :-1]], axis=1)
+  start_index = jax.lax.cummax(jnp.where(starts, index, 0), axis=1)
+  return index - start_index
+
+
+# ----------------------------------------------------------------------------------------------
+# Modules.
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head dot-product attention under a boolean mask [batch, 1, q_len, kv_len].
+
+  Self-attention by default; `inputs_kv` makes it cross-attention. With `decode`, the keys and
+  values of self-attention go into a cache ('cache' collection, sized by the input the module
+  was initialised with) at `cache_index`, and the queries attend over the whole cache (the
+  mask then covers every cache slot).
+  """
+
+  config: TransformerConfig
+  decode: bool = False
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array) -> Array:
+  def __call__(self, x: Array, mask: Array, inputs_kv: Array | None = None) -> Array:
+    cfg = self.config
     features = x.shape[-1]
-    if features % self.num_heads:
-      raise ValueError(f'hidden size {features} is not divisible by {self.num_heads} heads')
-    head_dim = features // self.num_heads
+    if features % cfg.num_heads:
+      raise ValueError(f'hidden size {features} is not divisible by {cfg.num_heads} heads')
+    head_dim = features // cfg.num_heads
 
-    def project(name: str) -> Array:
+    def project(name: str, inputs: Array) -> Array:
       return nn.DenseGeneral(
-          (self.num_heads, head_dim), dtype=self.dtype, param_dtype=self.param_dtype,
+          (cfg.num_heads, head_dim), dtype=cfg.dtype, param_dtype=cfg.param_dtype,
           kernel_init=partitioned(default_init, 'embed', 'heads', 'kv'),
-          bias_init=partitioned(nn.initializers.zeros, 'heads', 'kv'), name=name)(x)
+          bias_init=partitioned(nn.initializers.zeros, 'heads', 'kv'), name=name)(inputs)
 
-    query, key, value = project('query'), project('key'), project('value')
+    kv = x if inputs_kv is None else inputs_kv
+    query, key, value = project('query', x), project('key', kv), project('value', kv)
+    if self.decode:
+      key, value = self._update_cache(key, value)
     out = jax.nn.dot_product_attention(query, key, value, mask=mask,
-                                       implementation=self.attention_impl)
+                                       implementation=cfg.attention_impl)
     return nn.DenseGeneral(
-        features, axis=(-2, -1), dtype=self.dtype, param_dtype=self.param_dtype,
+        features, axis=(-2, -1), dtype=cfg.dtype, param_dtype=cfg.param_dtype,
         kernel_init=partitioned(default_init, 'heads', 'kv', 'embed'),
         bias_init=partitioned(nn.initializers.zeros, 'embed'), name='out')(out)
+
+  def _update_cache(self, key: Array, value: Array) -> tuple[Array, Array]:
+    """Writes this call's keys and values at the cache index; returns the whole cache."""
+    initialized = self.has_variable('cache', 'cached_key')
+    cached_key = self.variable('cache', 'cached_key', jnp.zeros, key.shape, key.dtype)
+    cached_value = self.variable('cache', 'cached_value', jnp.zeros, value.shape, value.dtype)
+    index = self.variable('cache', 'cache_index', lambda: jnp.zeros((), jnp.int32))
+    if not initialized:  # model.init: the cache takes the shape of the init input.
+      return key, value
+    start = (0, index.value, 0, 0)
+    cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key, start)
+    cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value, start)
+    index.value = index.value + key.shape[1]
+    return cached_key.value, cached_value.value
 
 
 class MlpBlock(nn.Module):
   """Position-wise feed-forward block: Dense -> GELU -> Dense."""
 
-  mlp_dim: int
-  dropout_rate: float = 0.0
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
+  config: TransformerConfig
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool) -> Array:
+    cfg = self.config
     features = x.shape[-1]
-    h = nn.Dense(self.mlp_dim, dtype=self.dtype, param_dtype=self.param_dtype,
+    h = nn.Dense(cfg.mlp_dim, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                  kernel_init=partitioned(default_init, 'embed', 'mlp'),
                  bias_init=partitioned(nn.initializers.zeros, 'mlp'), name='wi')(x)
     h = nn.gelu(h)
     h = nn.with_logical_constraint(h, ('batch', 'length', 'mlp'))
-    h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-    return nn.Dense(features, dtype=self.dtype, param_dtype=self.param_dtype,
+    h = nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+    return nn.Dense(features, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                     kernel_init=partitioned(default_init, 'mlp', 'embed'),
                     bias_init=partitioned(nn.initializers.zeros, 'embed'), name='wo')(h)
 
 
-class TransformerBlock(nn.Module):
-  """One encoder layer: attention and MLP sublayers, pre-LN or post-LN (original BERT)."""
+class TransformerLayer(nn.Module):
+  """One layer: self-attention, optional cross-attention, MLP; pre-LN or post-LN (BERT).
 
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float = 0.0
-  pre_ln: bool = True
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-  attention_impl: str | None = None
+  An encoder layer passes a bidirectional mask, a decoder layer (`causal`) a causal one and
+  keeps a key/value cache when `config.decode`; a decoder layer of an encoder-decoder
+  (`cross_attention`) also attends to the encoder's output.
+  """
+
+  config: TransformerConfig
+  cross_attention: bool = False
+  causal: bool = False
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array, deterministic: bool) -> Array:
-    norm_kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    attention_norm = layer_norm('attention_norm', **norm_kw)
-    mlp_norm = layer_norm('mlp_norm', **norm_kw)
+  def __call__(self, x: Array, mask: Array, deterministic: bool,
+               encoded: Array | None = None, cross_mask: Array | None = None) -> Array:
+    cfg = self.config
+    norm_kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
 
-    h = attention_norm(x) if self.pre_ln else x
-    h = MultiHeadAttention(self.num_heads, attention_impl=self.attention_impl,
-                           name='attention', **norm_kw)(h, mask)
-    x = x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-    if not self.pre_ln:
-      x = attention_norm(x)
+    def sublayer(x: Array, name: str, fn) -> Array:
+      norm = layer_norm(f'{name}_norm', **norm_kw)
+      h = fn(norm(x) if cfg.pre_ln else x)
+      x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+      return x if cfg.pre_ln else norm(x)
 
-    h = mlp_norm(x) if self.pre_ln else x
-    h = MlpBlock(self.mlp_dim, self.dropout_rate, name='mlp', **norm_kw)(h, deterministic)
-    x = x + nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-    if not self.pre_ln:
-      x = mlp_norm(x)
+    x = sublayer(x, 'attention', lambda h: MultiHeadAttention(
+        cfg, decode=cfg.decode and self.causal, name='attention')(h, mask))
+    if self.cross_attention:
+      x = sublayer(x, 'cross_attention', lambda h: MultiHeadAttention(
+          cfg, name='cross_attention')(h, cross_mask, inputs_kv=encoded))
+    x = sublayer(x, 'mlp', lambda h: MlpBlock(cfg, name='mlp')(h, deterministic))
     return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
 
 
-class Encoder(nn.Module):
-  """A stack of TransformerBlocks (optionally rematerialised) with a final norm for pre-LN."""
+class TransformerStack(nn.Module):
+  """`num_layers` TransformerLayers (optionally rematerialised), a final norm for pre-LN."""
 
+  config: TransformerConfig
   num_layers: int
-  num_heads: int
-  mlp_dim: int
-  dropout_rate: float = 0.0
-  pre_ln: bool = True
-  remat: bool = False
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-  attention_impl: str | None = None
+  cross_attention: bool = False
+  causal: bool = False
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array, deterministic: bool) -> Array:
-    block_cls = TransformerBlock
-    if self.remat:
+  def __call__(self, x: Array, mask: Array, deterministic: bool,
+               encoded: Array | None = None, cross_mask: Array | None = None) -> Array:
+    cfg = self.config
+    layer_cls = TransformerLayer
+    if cfg.remat:
       # Argument 0 is the module itself, so `deterministic` is static argument 3.
-      block_cls = nn.remat(TransformerBlock, static_argnums=(3,))
+      layer_cls = nn.remat(TransformerLayer, static_argnums=(3,))
     for i in range(self.num_layers):
-      x = block_cls(self.num_heads, self.mlp_dim, self.dropout_rate, self.pre_ln,
-                    self.dtype, self.param_dtype, self.attention_impl,
-                    name=f'layer_{i}')(x, mask, deterministic)
-    if self.pre_ln:
-      x = layer_norm('final_norm', self.dtype, self.param_dtype)(x)
+      x = layer_cls(cfg, self.cross_attention, self.causal, name=f'layer_{i}')(
+          x, mask, deterministic, encoded, cross_mask)
+    if cfg.pre_ln:
+      x = layer_norm('final_norm', cfg.dtype, cfg.param_dtype)(x)
     return x
 
 
-def segment_attention_mask(segment_ids: Array) -> Array:
-  """Block-diagonal mask [batch, 1, len, len]: a token sees only tokens of its own segment.
+def embed_tokens(module: nn.Module, cfg: TransformerConfig, tokens: Array, positions: Array
+                 ) -> tuple[Array, nn.Embed]:
+  """Token plus learned position embeddings, created as `token_embed` and `position_embed`
+  in `module` (call from its compact method). Returns (embeddings, the token table, whose
+  `attend` gives tied output logits)."""
+  if positions.shape[-1] > cfg.max_len:
+    raise ValueError(f'sequence length {positions.shape[-1]} exceeds model.max_len='
+                     f'{cfg.max_len}')
+  embed = nn.Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.dtype,
+                   param_dtype=cfg.param_dtype,
+                   embedding_init=partitioned(default_init, 'vocab', 'embed'),
+                   name='token_embed')
+  table = module.param('position_embed', partitioned(default_init, None, 'embed'),
+                       (cfg.max_len, cfg.hidden_size), cfg.param_dtype)
+  x = embed(tokens) + jnp.take(table, positions, axis=0).astype(cfg.dtype)
+  return nn.with_logical_constraint(x, ('batch', 'length', 'embed')), embed
 
-  Packed documents carry distinct segment ids, so they never attend to each other; padding
-  (segment 0) only attends to padding, which keeps every softmax row well defined.
-  """
-  return segment_ids[:, None, :, None] == segment_ids[:, None, None, :]
+
+def output_logits(module: nn.Module, cfg: TransformerConfig, x: Array, embed: nn.Embed
+                  ) -> Array:
+  """float32 vocabulary logits: the tied token table's `attend`, or an untied `lm_head`."""
+  if cfg.tied_embedding:
+    logits = embed.attend(x)
+  else:
+    logits = nn.Dense(cfg.vocab_size, use_bias=False, dtype=cfg.dtype,
+                      param_dtype=cfg.param_dtype,
+                      kernel_init=partitioned(default_init, 'embed', 'vocab'),
+                      name='lm_head')(x)
+  return logits.astype(jnp.float32)

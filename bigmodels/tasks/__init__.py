@@ -9,9 +9,14 @@ from bigmodels.tasks.base import Task
 
 
 def _registry() -> dict[str, type[Task]]:
+  from bigmodels.tasks.causal_lm import CausalLMTask
   from bigmodels.tasks.classification import ClassificationTask
   from bigmodels.tasks.mlm import MaskedLMTask
-  return {'classification': ClassificationTask, 'mlm': MaskedLMTask}
+  from bigmodels.tasks.span_corruption import SpanCorruptionTask
+  from bigmodels.tasks.text_classification import TextClassificationTask
+  return {'classification': ClassificationTask, 'mlm': MaskedLMTask,
+          'causal_lm': CausalLMTask, 'span_corruption': SpanCorruptionTask,
+          'text_classification': TextClassificationTask}
 
 
 def get_task(config: Any) -> Task:

@@ -79,6 +79,10 @@ class Task(abc.ABC):
     """Writes task-specific eval artifacts (e.g. a confusion-matrix PNG) into the workdir;
     called on process 0 after each evaluation. Default: nothing."""
 
+  def save_assets(self, workdir: Path) -> None:
+    """Writes files a later command needs beside the checkpoints (e.g. the tokenizer), on
+    process 0 once the workdir exists. Default: nothing."""
+
   def train_flops_per_example(self, model: nn.Module) -> float | None:
     """Analytic FLOPs of one training example (forward + backward = 3x forward matmuls), for
     MFU; None if the task does not define them."""

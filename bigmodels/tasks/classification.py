@@ -60,6 +60,38 @@ def _slug(name: str) -> str:
   return re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_') or 'class'
 
 
+def summarize_classification(sums: dict, class_names: tuple[str, ...] | None
+                             ) -> dict[str, float]:
+  """loss and accuracy; with a confusion matrix (eval) also macro-F1 and per-class precision,
+  recall and F1 (keyed by class name)."""
+  weight = max(float(sums['weight']), 1.0)
+  out = {'loss': float(sums['loss_sum']) / weight, 'accuracy': float(sums['correct']) / weight}
+  if 'confusion' in sums:
+    per_class = per_class_metrics(sums['confusion'])
+    out['macro_f1'] = per_class['macro_f1']
+    for i in range(len(per_class['f1'])):
+      label = _slug(class_names[i]) if class_names and i < len(class_names) else str(i)
+      for metric in ('precision', 'recall', 'f1'):
+        out[f'{metric}/{label}'] = float(per_class[metric][i])
+  return out
+
+
+def write_confusion_report(sums: dict, class_names: tuple[str, ...], workdir: Path, step: int,
+                           unit: str) -> None:
+  """confusion.png and confusion.json in the workdir, from eval sums holding 'confusion'."""
+  if 'confusion' not in sums:
+    return
+  from bigmodels.train import plots
+  from bigmodels.train.reporting import write_json_atomic
+  matrix = np.rint(np.asarray(sums['confusion'])).astype(np.int64)
+  accuracy = float(np.trace(matrix)) / max(int(matrix.sum()), 1)
+  plots.plot_confusion(matrix, class_names, workdir / 'confusion.png',
+                       title=f'step {step}: accuracy {accuracy:.2%} on {int(matrix.sum())} '
+                             f'{unit}')
+  write_json_atomic(workdir / 'confusion.json',
+                    {'step': step, 'class_names': list(class_names), 'matrix': matrix.tolist()})
+
+
 class ClassificationTask(Task):
   """Supervised image classification on `data.*` images with the `model.name` preset."""
 
@@ -177,32 +209,11 @@ class ClassificationTask(Task):
     return objective / jnp.maximum(sums['weight'], 1.0), sums, new_state
 
   def summarize(self, sums):
-    weight = max(float(sums['weight']), 1.0)
-    out = {'loss': float(sums['loss_sum']) / weight, 'accuracy': float(sums['correct']) / weight}
-    if 'confusion' in sums:
-      per_class = per_class_metrics(sums['confusion'])
-      out['macro_f1'] = per_class['macro_f1']
-      names = self.class_names if self._data is not None else None
-      for i in range(len(per_class['f1'])):
-        label = _slug(names[i]) if names and i < len(names) else str(i)
-        for metric in ('precision', 'recall', 'f1'):
-          out[f'{metric}/{label}'] = float(per_class[metric][i])
-    return out
+    return summarize_classification(sums, self.class_names if self._data is not None else None)
 
   def write_eval_report(self, sums, workdir: Path, step: int) -> None:
     """Saves the confusion matrix as confusion.png and confusion.json in the workdir."""
-    if 'confusion' not in sums:
-      return
-    from bigmodels.train import plots
-    from bigmodels.train.reporting import write_json_atomic
-    matrix = np.rint(np.asarray(sums['confusion'])).astype(np.int64)
-    names = self.class_names
-    accuracy = float(np.trace(matrix)) / max(int(matrix.sum()), 1)
-    plots.plot_confusion(matrix, names, workdir / 'confusion.png',
-                         title=f'step {step}: accuracy {accuracy:.2%} on '
-                               f'{int(matrix.sum())} images')
-    write_json_atomic(workdir / 'confusion.json',
-                      {'step': step, 'class_names': list(names), 'matrix': matrix.tolist()})
+    write_confusion_report(sums, self.class_names, workdir, step, 'images')
 
   def train_flops_per_example(self, model: nn.Module) -> float | None:
     """3 x the forward pass's FLOPs as XLA counts them for one example (convolutions and

@@ -25,7 +25,7 @@ from bigmodels.errors import RunInterrupted, UserError
 from bigmodels.tasks import get_task
 from bigmodels.tasks.base import Batch, Task
 from bigmodels.train import mesh as mesh_lib
-from bigmodels.train import plots, reporting, resume
+from bigmodels.train import init_from, plots, reporting, resume
 from bigmodels.train.checkpoint import Checkpointer
 from bigmodels.train.optimizer import make_optimizer
 from bigmodels.train.state import TrainState, create_state
@@ -291,8 +291,16 @@ def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointe
   if writer.enabled:
     resume.rewind_metrics(workdir / 'metrics.jsonl', 0)  # Rows of a run killed before a save.
     writer.resume_after(0)  # TensorBoard hides the events of any earlier attempt.
-  writer.print(f'starting from scratch in {workdir}')
-  return setup.init_state(), None, ckpt
+  state = setup.init_state()
+  if config.init_from:
+    with setup.mesh:
+      params = init_from.initialize_from(state.params, config.init_from,
+                                         tuple(config.init_fresh), log=writer.print)
+    state = state.replace(params=params)
+    writer.print(f'starting in {workdir} from the parameters of {config.init_from}')
+  else:
+    writer.print(f'starting from scratch in {workdir}')
+  return state, None, ckpt
 
 
 def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
@@ -318,6 +326,7 @@ def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
     if writer.enabled:
       reporting.write_json_atomic(workdir / 'config.json',
                                   json.loads(config.to_json_best_effort()))
+      task.save_assets(workdir)
     n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
     writer.print(f'model: {type(setup.model).__name__} with {n_params / 1e6:.2f}M parameters')
     with setup.mesh, resume.PreemptionGuard() as guard:

@@ -14,9 +14,10 @@ from bigmodels.errors import UserError
 
 # Keys that may change between a run and its resumption: they extend the run, change how it is
 # watched or laid out on devices, or tune the optimizer without changing the state's structure
-# (e.g. lowering the learning rate after a divergence).
+# (e.g. lowering the learning rate after a divergence). init_from only matters at the start.
 RESUMABLE_CHANGES = ('total_steps', 'log_every', 'eval_every', 'eval_steps', 'checkpoint_every',
                      'keep_checkpoints', 'allow_fresh_start', 'skip_nonfinite_steps',
+                     'init_from', 'init_fresh',
                      'data.num_threads', 'data.prefetch', 'mesh.',
                      'optimizer.learning_rate', 'optimizer.warmup_steps', 'optimizer.schedule',
                      'optimizer.end_lr_fraction', 'optimizer.weight_decay', 'optimizer.b1',

@@ -1,0 +1,1 @@
+"""Using trained runs: loading a run folder, generating text, filling masks."""

@@ -1,0 +1,54 @@
+"""Load a finished (or stopped) run folder for inference: config, task, model and parameters
+of the newest checkpoint, and the tokenizer the run trained with."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from bigmodels.data import tokenizer as tokenizer_lib
+from bigmodels.errors import UserError
+from bigmodels.tasks import get_task
+from bigmodels.tasks.base import Task
+from bigmodels.tasks.text_base import TOKENIZER_FILE
+from bigmodels.train.init_from import newest_checkpoint, restore_params
+
+
+@dataclasses.dataclass
+class LoadedRun:
+  """A run's config, task, parameters (host arrays), tokenizer and checkpoint step."""
+
+  config: ml_collections.ConfigDict
+  task: Task
+  params: Any
+  tokenizer: tokenizer_lib.Tokenizer
+  step: int
+
+
+def _tokenizer(workdir: Path, config: Any) -> tokenizer_lib.Tokenizer:
+  path = workdir / TOKENIZER_FILE
+  if path.is_file():
+    return tokenizer_lib.Tokenizer(path.read_bytes())
+  # Runs from before tokenizer.model was kept: the corpus tokenizer is deterministic.
+  from bigmodels.data import text
+  vocab = config.model.vocab_size - config.data.get('num_sentinels', 0)
+  return text.corpus_tokenizer(config.data, vocab)
+
+
+def load_run(workdir: str | Path) -> LoadedRun:
+  """Loads the newest checkpoint of a text run; UserError if the folder is not one."""
+  workdir = Path(workdir)
+  config_path = workdir / 'config.json'
+  if not config_path.is_file():
+    raise UserError(f'{str(workdir)!r} is not a run folder (no config.json): pass the '
+                    '--workdir of a training run')
+  config = ml_collections.ConfigDict(json.loads(config_path.read_text(encoding='utf-8')))
+  task = get_task(config)
+  state_dir = newest_checkpoint(workdir)
+  params = restore_params(state_dir)
+  return LoadedRun(config, task, params, _tokenizer(workdir, config),
+                   int(state_dir.parent.name))

@@ -1,0 +1,113 @@
+"""What the text tasks share: the tokenizer and packed rows of `data.*`, the model size preset,
+per-process loaders, and the tokenizer file every text run keeps in its workdir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bigmodels import atomic
+from bigmodels.data import loader, text, tokenizer as tokenizer_lib
+from bigmodels.errors import UserError
+from bigmodels.models import transformer
+from bigmodels.tasks.base import Batch, Task, TaskData
+
+TOKENIZER_FILE = 'tokenizer.model'
+
+
+def token_loss_sums(logits: Any, labels: Any, weights: Any) -> dict[str, Any]:
+  """Summed cross-entropy, correct predictions and weight over weighted token positions."""
+  import jax.numpy as jnp
+  import optax
+  xent = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+  return {'loss_sum': jnp.sum(xent * weights), 'correct': jnp.sum(correct * weights),
+          'weight': jnp.sum(weights)}
+
+
+class TextTask(Task):
+  """Base of the language-model tasks (masked, causal, span corruption) on packed text."""
+
+  # Packed rows with a [CLS] per document (causal LMs) rather than per row.
+  bos_per_document = False
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.tokenizer: tokenizer_lib.Tokenizer | None = None
+    if 'size' in config.model:
+      transformer.resolve_size(config.model)
+
+  def check_config(self) -> None:
+    c = self.config
+    if 'size' in c.model and c.model.size not in transformer.SIZES:
+      raise UserError(f'unknown model.size={c.model.size!r}: choose one of '
+                      f'{", ".join(transformer.SIZES)}')
+    if 'max_len' in c.model and c.data.seq_len > c.model.max_len:
+      raise UserError(f'data.seq_len={c.data.seq_len} exceeds model.max_len={c.model.max_len}: '
+                      'lower data.seq_len or raise model.max_len')
+    if c.data.seq_len < 8:
+      raise UserError(f'data.seq_len={c.data.seq_len} is too short: use at least 8')
+    if c.model.vocab_size <= tokenizer_lib.NUM_SPECIAL + 1:
+      raise UserError(f'model.vocab_size={c.model.vocab_size} is too small: use at least 100')
+    if not 0.0 <= c.model.get('dropout_rate', 0.0) < 1.0:
+      raise UserError(f'model.dropout_rate={c.model.dropout_rate} must be in [0, 1)')
+
+  def extra_vocab(self) -> int:
+    """Ids the model needs beyond the tokenizer's (e.g. T5 sentinels)."""
+    return 0
+
+  def tokenizer_vocab_size(self) -> int:
+    """The tokenizer size asked of the data preparation."""
+    return self.config.model.vocab_size - self.extra_vocab()
+
+  def prepare_rows(self) -> text.TextData:
+    """Tokenizer and packed rows of both splits; lowers model.vocab_size to what the corpus
+    filled (recorded in config.json)."""
+    c = self.config
+    data = text.prepare_text_data(c.data, self.tokenizer_vocab_size(), self.bos_per_document)
+    self.tokenizer = data.tokenizer
+    wanted = self.tokenizer_vocab_size()
+    if data.tokenizer.vocab_size < wanted:
+      used = data.tokenizer.vocab_size + self.extra_vocab()
+      print(f'note: the corpus filled only {data.tokenizer.vocab_size} of the requested '
+            f'{wanted} tokenizer entries; the model is built with model.vocab_size={used} '
+            '(recorded in config.json)', flush=True)
+      c.model.vocab_size = used
+    return data
+
+  def text_task_data(self, data: text.TextData, process_index: int, process_count: int,
+                     train_transform: Any, eval_transform: Any, eval_pad_row: dict) -> TaskData:
+    """Per-process train iterator and eval batches of packed rows, and the description."""
+    c = self.config
+    per_process = c.batch_size // process_count
+    train = loader.train_dataset(
+        data.train, per_process, c.seed, train_transform, process_index=process_index,
+        process_count=process_count, num_threads=c.data.num_threads, prefetch=c.data.prefetch)
+    evals = loader.eval_batches(data.eval, per_process, c.seed + 1, eval_transform,
+                                pad_row=eval_pad_row, max_batches=c.eval_steps,
+                                process_index=process_index, process_count=process_count)
+    n_train, n_eval = len(data.train['tokens']), len(data.eval['tokens'])
+    description = (f'{data.description}: {n_train} train rows, {n_eval} held-out rows of '
+                   f'{c.data.seq_len} tokens ({n_train * c.data.seq_len / 1e6:.2f}M train '
+                   f'tokens), vocab {data.tokenizer.vocab_size}, cache {data.prepared_dir}')
+    return TaskData(train=train, eval=evals, description=description)
+
+  def save_assets(self, workdir: Path) -> None:
+    """Keeps the tokenizer beside the checkpoints (for predict and fine-tuning)."""
+    if self.tokenizer is not None:
+      atomic.write_bytes_atomic(workdir / TOKENIZER_FILE, self.tokenizer.model_proto)
+
+  def tokens_per_example(self) -> int:
+    return self.config.data.seq_len
+
+  def random_rows(self, batch_size: int, rng: np.random.Generator) -> Batch:
+    """Random packed rows (two documents each) with the real rows' shapes."""
+    seq_len = self.config.data.seq_len
+    vocab = self.tokenizer_vocab_size()
+    tokens = rng.integers(tokenizer_lib.NUM_SPECIAL, vocab, (batch_size, seq_len))
+    tokens[:, 0] = tokenizer_lib.CLS_ID
+    segments = np.ones((batch_size, seq_len), np.int32)
+    segments[:, seq_len // 2:] = 2
+    return {'tokens': tokens.astype(np.int32), 'segment_ids': segments}

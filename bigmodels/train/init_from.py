@@ -1,0 +1,129 @@
+"""Fine-tuning: initialise a fresh run's parameters from another run's newest checkpoint.
+
+Every parameter of the new model is either loaded (same path and shape in the source) or
+freshly initialised because it matches one of the `init_fresh` glob patterns (e.g. a new
+classification head); anything else is an error, so a typo or a changed size never silently
+trains from scratch. Source parameters the new model lacks (e.g. the masked-LM head) are
+ignored. One table says which is which.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from bigmodels.errors import UserError
+
+
+def param_paths(tree: Any) -> dict[str, Any]:
+  """{'encoder/layer_0/attention/query/kernel': leaf} for every leaf of a parameter tree."""
+  return {'/'.join(str(getattr(k, 'key', k)) for k in path): leaf
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def newest_checkpoint(source: str | Path) -> Path:
+  """The `state` folder of the newest complete checkpoint of a run folder."""
+  source = Path(source)
+  folder = source / 'checkpoints'
+  if not folder.is_dir():
+    raise UserError(f'init_from={str(source)!r} is not a run folder (no checkpoints/ in it): '
+                    'point it at the --workdir of a finished or stopped run')
+  steps = sorted(int(p.name) for p in folder.iterdir()
+                 if p.name.isdigit() and (p / 'state').is_dir())
+  if not steps:
+    raise UserError(f'init_from={str(source)!r} has no complete checkpoint: train that run '
+                    'first, or choose another folder')
+  return (folder / str(steps[-1]) / 'state').absolute()
+
+
+def restore_params(state_dir: Path) -> Any:
+  """The saved parameter tree of a checkpoint, as host arrays, whatever topology saved it."""
+  import orbax.checkpoint as ocp
+  checkpointer = ocp.StandardCheckpointer()
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  try:
+    tree = checkpointer.metadata(state_dir).item_metadata.tree
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          tree)
+    restored = checkpointer.restore(state_dir, target)
+  except Exception as e:  # Orbax raises many types for damaged or foreign folders.
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    raise UserError(f'cannot read the checkpoint {state_dir} ({reason}): choose another '
+                    'init_from') from None
+  finally:
+    checkpointer.close()
+  if 'params' not in restored:
+    raise UserError(f'the checkpoint {state_dir} holds no parameters: choose another init_from')
+  return jax.tree.map(np.asarray, restored['params'])
+
+
+def load_source_params(state_dir: Path) -> dict[str, np.ndarray]:
+  """{path: host array} of a checkpoint's parameters."""
+  return param_paths(restore_params(state_dir))
+
+
+def plan(target: dict[str, Any], source: dict[str, Any], fresh: tuple[str, ...]
+         ) -> dict[str, list[str]]:
+  """{'loaded', 'fresh', 'ignored'} parameter paths; UserError on a missing or mismatched one
+  that no `fresh` pattern lists."""
+  out: dict[str, list[str]] = {'loaded': [], 'fresh': [], 'ignored': []}
+  for path, leaf in target.items():
+    if any(fnmatch.fnmatchcase(path, pattern) for pattern in fresh):
+      out['fresh'].append(path)
+    elif path not in source:
+      raise UserError(f'parameter {path} is not in the init_from checkpoint: add a pattern '
+                      f'for it to init_fresh (e.g. --config.init_fresh="{path.split("/")[0]}/*")'
+                      ' or choose a matching init_from run')
+    elif tuple(source[path].shape) != tuple(leaf.shape):
+      raise UserError(f'parameter {path} has shape {tuple(leaf.shape)} here but '
+                      f'{tuple(source[path].shape)} in the init_from checkpoint: use the same '
+                      'model sizes (and vocabulary), or list it in init_fresh')
+    else:
+      out['loaded'].append(path)
+  out['ignored'] = [path for path in source if path not in target]
+  return out
+
+
+def format_table(decisions: dict[str, list[str]], shapes: dict[str, tuple[int, ...]]) -> str:
+  """One table: status, parameter (layers folded into layer_*), count and shape."""
+  rows = []
+  for status in ('loaded', 'fresh', 'ignored'):
+    groups: dict[tuple[str, tuple[int, ...]], int] = {}
+    for path in decisions[status]:
+      key = (re.sub(r'layer_\d+', 'layer_*', path), shapes[path])
+      groups[key] = groups.get(key, 0) + 1
+    rows += [(status, name, count, 'x'.join(map(str, shape)) or 'scalar')
+             for (name, shape), count in groups.items()]
+  width = max([len(r[1]) for r in rows] + [9])
+  lines = [f'{"status":8} {"parameter":{width}} {"count":>5}  shape']
+  lines += [f'{s:8} {n:{width}} {c:>5}  {sh}' for s, n, c, sh in rows]
+  totals = ', '.join(f'{len(v)} {k}' for k, v in decisions.items())
+  return '\n'.join(lines + [f'({totals} parameter arrays)'])
+
+
+def initialize_from(params: Any, source_dir: str | Path, fresh: tuple[str, ...],
+                    log: Callable[[str], None] = print) -> Any:
+  """`params` (freshly initialised, sharded) with every non-fresh leaf replaced by the source
+  run's saved value, cast to its dtype and placed in its sharding; logs the table."""
+  state_dir = newest_checkpoint(source_dir)
+  source = load_source_params(state_dir)
+  target = param_paths(params)
+  decisions = plan(target, source, tuple(fresh))
+  shapes = {**{k: tuple(v.shape) for k, v in source.items()},
+            **{k: tuple(v.shape) for k, v in target.items()}}
+  log(f'init_from {state_dir.parent}:\n{format_table(decisions, shapes)}')
+  loaded = set(decisions['loaded'])
+
+  def replace(path, leaf):
+    name = '/'.join(str(getattr(k, 'key', k)) for k in path)
+    if name not in loaded:
+      return leaf
+    return jax.device_put(source[name].astype(leaf.dtype), leaf.sharding)
+
+  return jax.tree_util.tree_map_with_path(replace, params)
