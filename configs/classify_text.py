@@ -37,11 +37,11 @@ def get_config(arg: str | None = None):
   args = base.parse_arg(arg, {'size': 'tiny', 'runlocal': '0'})
   config = base.base_config()
   config.task = 'text_classification'
-  config.total_steps = 1000
+  config.total_steps = 600
   config.batch_size = 64
   config.log_every = 50
-  config.eval_every = 500
-  config.checkpoint_every = 500
+  config.eval_every = 300
+  config.checkpoint_every = 300
   config.init_fresh = ('pooler/*', 'classifier/*')
 
   config.optimizer.learning_rate = 1e-3

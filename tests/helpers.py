@@ -190,3 +190,36 @@ def hand_eval_metrics(config: Any, workdir: Path, step: int,
   loss = -float(np.mean(np.take_along_axis(np.asarray(logp), labels[:, None].astype(int), 1)))
   accuracy = float(np.mean(np.argmax(logits, -1) == labels))
   return loss, accuracy, len(labels)
+
+
+def write_wordnet(folder: Path, per_class: int = 12, seed: int = 0) -> Path:
+  """A small WordNet in the data.{noun,verb,adj,adv} format: 4 lexicographer categories whose
+  glosses use different words (so a model can learn them)."""
+  rng = random.Random(seed)
+  folder.mkdir(parents=True, exist_ok=True)
+  header = '  1 This software and database is being provided to you, the LICENSEE\n'
+  classes = {'noun': 5, 'verb': 38, 'adj': 0, 'adv': 2}  # animal, motion, adj.all, adv.all
+  for index, (pos, lex_file) in enumerate(classes.items()):
+    words = WORDS[index * 8:(index + 1) * 8]
+    lines = [header]
+    for i in range(per_class):
+      gloss = ' '.join(rng.choice(words) for _ in range(rng.randint(4, 10)))
+      lines.append(f'{i + 1:08d} {lex_file:02d} {pos[0]} 01 word{i} 0 000 | {gloss}  \n')
+    (folder / f'data.{pos}').write_text(''.join(lines), encoding='utf-8')
+  return folder
+
+
+def text_family_overrides(corpus: Path, config: str) -> dict[str, object]:
+  """Overrides that shrink a text config (causal_lm, lstm_lm, t5_span) to a seconds-long run
+  on the test corpus, dropout on."""
+  overrides = {
+      'total_steps': 6, 'batch_size': 8, 'log_every': 1, 'eval_every': 3, 'eval_steps': 2,
+      'checkpoint_every': 3, 'optimizer.warmup_steps': 2, 'optimizer.learning_rate': 3e-3,
+      'model.vocab_size': 200, 'model.num_layers': 1, 'model.hidden_size': 32,
+      'model.dropout_rate': 0.1, 'data.seq_len': 32, 'data.corpus_dir': str(corpus),
+      'data.num_threads': 1, 'data.prefetch': 2}
+  if config != 'lstm_lm':
+    overrides.update({'model.num_heads': 2, 'model.mlp_dim': 64, 'model.max_len': 64})
+  if config == 't5_span':
+    overrides['model.vocab_size'] = 200 + 32  # the tokenizer's 200 + the sentinels
+  return overrides

@@ -1,6 +1,7 @@
 """Helper for subprocess tests: trains a config with JSON overrides and reports what it did.
 
   python -m tests.run_tiny WORKDIR '{"batch_size": 8, ...}' [CONFIG_MODULE[:ARG]] [STOP_AT]
+  python -m tests.run_tiny - '[{"workdir": ..., "config": ..., "overrides": {...}}, ...]'
 
 CONFIG_MODULE defaults to `mlm` (configs/mlm.py); e.g. `fashion_mnist:model=cnn_bn`. STOP_AT
 ends the run early with a checkpoint, as a preemption would. Prints one JSON line (devices,
@@ -22,13 +23,14 @@ def _path_name(path) -> str:
   return '/'.join(str(getattr(k, 'key', getattr(k, 'name', k))) for k in path)
 
 
-def main() -> None:
+def train_and_report(workdir: str, config_spec: str, overrides: dict,
+                     stop_at: int | None = None) -> dict:
+  """Trains `config_spec` ('module[:arg]') with overrides in workdir; returns the report
+  (devices, train losses, eval rows, shard layout) and writes WORKDIR/final.npz."""
   import jax
   from bigmodels.train import loop
   from bigmodels.train.checkpoint import Checkpointer
-  workdir, overrides = sys.argv[1], json.loads(sys.argv[2])
-  module, _, arg = (sys.argv[3] if len(sys.argv) > 3 else 'mlm').partition(':')
-  stop_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
+  module, _, arg = config_spec.partition(':')
   config = importlib.import_module(f'configs.{module}').get_config(arg or None)
   apply_overrides(config, overrides)
 
@@ -47,11 +49,24 @@ def main() -> None:
                       'shard_shape': list(leaf.addressable_shards[0].data.shape),
                       'shape': list(leaf.shape)}
   np.savez(f'{workdir}/final.npz', **leaves)
-  print(json.dumps({'devices': jax.device_count(),
-                    'losses': [r['loss'] for r in rows(workdir, 'train')],
-                    'eval': [{k: v for k, v in r.items() if isinstance(v, float)}
-                             for r in rows(workdir, 'eval')],
-                    'shards': shards}))
+  return {'devices': jax.device_count(),
+          'losses': [r['loss'] for r in rows(workdir, 'train')],
+          'eval': [{k: v for k, v in r.items() if isinstance(v, float)}
+                   for r in rows(workdir, 'eval')],
+          'shards': shards}
+
+
+def main() -> None:
+  """One run from the command line, or (a JSON list as argument 2) several runs in one
+  process: [{"workdir": ..., "config": "module[:arg]", "overrides": {...}}, ...]."""
+  spec = json.loads(sys.argv[2])
+  if isinstance(spec, list):
+    print(json.dumps([train_and_report(job['workdir'], job['config'], job['overrides'])
+                      for job in spec]))
+    return
+  config_spec = sys.argv[3] if len(sys.argv) > 3 else 'mlm'
+  stop_at = int(sys.argv[4]) if len(sys.argv) > 4 else None
+  print(json.dumps(train_and_report(sys.argv[1], config_spec, spec, stop_at)))
 
 
 if __name__ == '__main__':

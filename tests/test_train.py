@@ -267,10 +267,9 @@ def one_device_run(corpus_dir, tmp_path_factory):
 def test_eight_devices_match_one_device_and_really_shard(corpus_dir, tmp_path, one_device_run):
   overrides = _sharding_overrides(corpus_dir)
   runs = {name: _run_tiny(tmp_path, name, dict(overrides, **{'mesh.shape': shape}), devices)
-          for name, devices, shape in [('dp8', 8, [-1, 1, 1]), ('fsdp_tp', 8, [1, 4, 2]),
-                                       ('dp_fsdp', 8, [2, 4, 1])]}
+          for name, devices, shape in [('fsdp_tp', 8, [1, 4, 2]), ('dp_fsdp', 8, [2, 4, 1])]}
   assert len(one_device_run['losses']) == 4
-  for name in ('dp8', 'fsdp_tp', 'dp_fsdp'):  # dropout on, evaluation included
+  for name in ('fsdp_tp', 'dp_fsdp'):  # dropout on, evaluation included
     _assert_same_run(runs[name], one_device_run)
   # Parameters are laid out as the mesh says, not silently replicated.
   embed, wi = 'params/token_embed/embedding', 'params/encoder/layer_0/mlp/wi/kernel'
@@ -278,7 +277,6 @@ def test_eight_devices_match_one_device_and_really_shard(corpus_dir, tmp_path, o
   assert shards[embed]['spec'] == ['tensor', 'fsdp']
   assert shards[embed]['shard_shape'] == [shards[embed]['shape'][0] // 2, 32 // 4]
   assert shards[wi]['shard_shape'] == [32 // 4, 64 // 2]
-  assert runs['dp8']['shards'][wi]['shard_shape'] == [32, 64]  # data parallel: replicated
   assert runs['dp_fsdp']['shards'][wi]['shard_shape'] == [32 // 4, 64]
 
 

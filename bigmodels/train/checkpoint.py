@@ -32,6 +32,12 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=('state', 'data'))
 
+  @staticmethod
+  def has_checkpoints(directory: str | Path) -> bool:
+    """Whether `directory` holds any step folder (without creating it)."""
+    directory = Path(directory)
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
   def steps(self) -> list[int]:
     """Steps of all complete checkpoints, oldest first."""
     return sorted(self._manager.all_steps())

@@ -68,6 +68,30 @@ def load_source_params(state_dir: Path) -> dict[str, np.ndarray]:
   return param_paths(restore_params(state_dir))
 
 
+def source_shapes(state_dir: Path) -> dict[str, tuple[int, ...]]:
+  """{path: shape} of a checkpoint's parameters, from its metadata (no arrays are read)."""
+  import orbax.checkpoint as ocp
+  checkpointer = ocp.StandardCheckpointer()
+  try:
+    tree = checkpointer.metadata(state_dir).item_metadata.tree
+  except Exception as e:  # Orbax raises many types for damaged or foreign folders.
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    raise UserError(f'cannot read the checkpoint {state_dir} ({reason}): choose another '
+                    'init_from') from None
+  finally:
+    checkpointer.close()
+  if 'params' not in tree:
+    raise UserError(f'the checkpoint {state_dir} holds no parameters: choose another init_from')
+  return {k: tuple(v.shape) for k, v in param_paths(tree['params']).items()}
+
+
+def check(abstract_params: Any, source_dir: str | Path, fresh: tuple[str, ...]) -> None:
+  """Raises the UserError `initialize_from` would, before anything is written or trained."""
+  source = {k: np.empty(v, np.int8) for k, v in
+            source_shapes(newest_checkpoint(source_dir)).items()}
+  plan(param_paths(abstract_params), source, tuple(fresh))
+
+
 def plan(target: dict[str, Any], source: dict[str, Any], fresh: tuple[str, ...]
          ) -> dict[str, list[str]]:
   """{'loaded', 'fresh', 'ignored'} parameter paths; UserError on a missing or mismatched one

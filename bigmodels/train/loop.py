@@ -308,6 +308,8 @@ def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
   data = _prepare_data(task)  # May settle config values (e.g. the tokenizer's real size).
   writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
   setup = build(config, task)
+  if config.init_from and not Checkpointer.has_checkpoints(workdir / 'checkpoints'):
+    init_from.check(setup.abstract_state.params, config.init_from, tuple(config.init_fresh))
   if writer.enabled:
     _create_workdir(workdir)
   writer.print(f'devices: {jax.device_count()} x {jax.devices()[0].platform} in '
