@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bigmodels.errors import UserError
-from tests.helpers import (apply_overrides, device_env, rows, run_module, text_family_overrides,
+from tests.helpers import (apply_overrides, device_env, run_module, text_family_overrides,
                            write_wordnet)
 from tests.run_tiny import train_and_report
 

@@ -8,7 +8,7 @@ import pytest
 
 from bigmodels.models import bert
 from bigmodels.models.transformer import TransformerConfig
-from bigmodels.tasks import mlm, text_base
+from bigmodels.tasks import text_base
 
 
 def _model(**kw):

@@ -8,7 +8,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from bigmodels.data import masking, tokenizer as tokenizer_lib
 from bigmodels.errors import UserError
