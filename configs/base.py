@@ -21,10 +21,8 @@ BASE_HELP = {
                             'to K such steps, keeping the previous state',
     'allow_fresh_start': 'when no checkpoint in the workdir is readable: move them aside and '
                          'start over instead of stopping',
-    'init_from': "fine-tune: a run folder whose newest checkpoint gives the initial "
-                 "parameters ('' = random init); only read when the workdir has no checkpoint",
-    'init_fresh': 'glob patterns of parameters initialised fresh instead of loaded by '
-                  'init_from (e.g. new heads: ("pooler/*", "classifier/*"))',
+    'init_from': "fine-tune from this run folder's newest checkpoint ('' = random init)",
+    'init_fresh': 'glob patterns of parameters init_from leaves freshly initialised (new heads)',
     'optimizer.name': 'adamw (decoupled weight decay on kernels and embeddings) or adam',
     'optimizer.learning_rate': 'peak learning rate, reached after the warm-up',
     'optimizer.schedule': 'decay after the warm-up: linear, cosine or constant',

@@ -40,7 +40,9 @@ def test_print_config_shows_resolved_values_with_their_meaning(tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
-@pytest.mark.parametrize('config_module, arg', [('mlm', None), ('fashion_mnist', 'model=mlp')])
+@pytest.mark.parametrize('config_module, arg', [
+    ('mlm', None), ('fashion_mnist', 'model=mlp'), ('causal_lm', None), ('lstm_lm', None),
+    ('t5_span', None), ('classify_text', None)])
 def test_every_config_key_has_a_one_line_meaning(config_module, arg):
   import importlib
   from configs import base
