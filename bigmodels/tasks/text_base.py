@@ -71,9 +71,10 @@ class TextTask(Task):
     wanted = self.tokenizer_vocab_size()
     if data.tokenizer.vocab_size < wanted:
       used = data.tokenizer.vocab_size + self.extra_vocab()
-      print(f'note: the corpus filled only {data.tokenizer.vocab_size} of the requested '
-            f'{wanted} tokenizer entries; the model is built with model.vocab_size={used} '
-            '(recorded in config.json)', flush=True)
+      extra = f' ({self.extra_vocab()} of them reserved)' if self.extra_vocab() else ''
+      print(f'note: the corpus filled only {data.tokenizer.vocab_size} tokens of the requested '
+            f'model.vocab_size={c.model.vocab_size}{extra}; the model is built with '
+            f'model.vocab_size={used} (recorded in config.json)', flush=True)
       c.model.vocab_size = used
     return data
 
