@@ -3,8 +3,6 @@ Transformer decoder (`model.arch='transformer'`) or an LSTM (`model.arch='lstm'`
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -15,7 +13,7 @@ from bigmodels.errors import UserError
 from bigmodels.models import gpt, lstm
 from bigmodels.models.transformer import TransformerConfig
 from bigmodels.tasks.base import Batch, TaskData
-from bigmodels.tasks.text_base import TextTask, token_loss_sums
+from bigmodels.tasks.text_base import TextTask, token_loss_sums, token_summary
 
 ARCHS = ('transformer', 'lstm')
 
@@ -75,10 +73,7 @@ class CausalLMTask(TextTask):
     return sums['loss_sum'] / jnp.maximum(sums['weight'], 1.0), sums, {}
 
   def summarize(self, sums):
-    weight = max(float(sums['weight']), 1.0)
-    loss = float(sums['loss_sum']) / weight
-    return {'loss': loss, 'accuracy': float(sums['correct']) / weight,
-            'perplexity': math.exp(min(loss, 50.0))}
+    return token_summary(sums)
 
   def train_flops_per_example(self, model: nn.Module) -> float:
     """3 x forward matmul FLOPs per row: every layer and the vocabulary projection at every

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -14,7 +12,7 @@ from bigmodels.errors import UserError
 from bigmodels.models import t5
 from bigmodels.models.transformer import TransformerConfig
 from bigmodels.tasks.base import Batch, TaskData
-from bigmodels.tasks.text_base import TextTask, token_loss_sums
+from bigmodels.tasks.text_base import TextTask, token_loss_sums, token_summary
 
 
 class SpanCorruptionTask(TextTask):
@@ -87,10 +85,7 @@ class SpanCorruptionTask(TextTask):
     return sums['loss_sum'] / jnp.maximum(sums['weight'], 1.0), sums, {}
 
   def summarize(self, sums):
-    weight = max(float(sums['weight']), 1.0)
-    loss = float(sums['loss_sum']) / weight
-    return {'loss': loss, 'accuracy': float(sums['correct']) / weight,
-            'perplexity': math.exp(min(loss, 50.0))}
+    return token_summary(sums)
 
   def train_flops_per_example(self, model: nn.Module) -> float:
     """3 x forward matmul FLOPs: encoder layers over the input, decoder layers (with

@@ -27,6 +27,15 @@ def token_loss_sums(logits: Any, labels: Any, weights: Any) -> dict[str, Any]:
           'weight': jnp.sum(weights)}
 
 
+def token_summary(sums: dict[str, Any]) -> dict[str, float]:
+  """loss, token accuracy and perplexity from token_loss_sums totals."""
+  import math
+  weight = max(float(sums['weight']), 1.0)
+  loss = float(sums['loss_sum']) / weight
+  return {'loss': loss, 'accuracy': float(sums['correct']) / weight,
+          'perplexity': math.exp(min(loss, 50.0))}
+
+
 class TextTask(Task):
   """Base of the language-model tasks (masked, causal, span corruption) on packed text."""
 

@@ -42,25 +42,37 @@ def newest_checkpoint(source: str | Path) -> Path:
   return (folder / str(steps[-1]) / 'state').absolute()
 
 
-def restore_params(state_dir: Path) -> Any:
-  """The saved parameter tree of a checkpoint, as host arrays, whatever topology saved it."""
+def _read(state_dir: Path, what):
+  """what(checkpointer) with orbax's many error types turned into one UserError."""
   import orbax.checkpoint as ocp
   checkpointer = ocp.StandardCheckpointer()
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   try:
-    tree = checkpointer.metadata(state_dir).item_metadata.tree
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          tree)
-    restored = checkpointer.restore(state_dir, target)
+    return what(checkpointer)
   except Exception as e:  # Orbax raises many types for damaged or foreign folders.
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     raise UserError(f'cannot read the checkpoint {state_dir} ({reason}): choose another '
                     'init_from') from None
   finally:
     checkpointer.close()
-  if 'params' not in restored:
+
+
+def _params_of(state_dir: Path, tree: Any) -> Any:
+  if 'params' not in tree:
     raise UserError(f'the checkpoint {state_dir} holds no parameters: choose another init_from')
-  return jax.tree.map(np.asarray, restored['params'])
+  return tree['params']
+
+
+def restore_params(state_dir: Path) -> Any:
+  """The saved parameter tree of a checkpoint, as host arrays, whatever topology saved it."""
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+  def restore(checkpointer):
+    tree = checkpointer.metadata(state_dir).item_metadata.tree
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                          tree)
+    return checkpointer.restore(state_dir, target)
+
+  return jax.tree.map(np.asarray, _params_of(state_dir, _read(state_dir, restore)))
 
 
 def load_source_params(state_dir: Path) -> dict[str, np.ndarray]:
@@ -70,19 +82,8 @@ def load_source_params(state_dir: Path) -> dict[str, np.ndarray]:
 
 def source_shapes(state_dir: Path) -> dict[str, tuple[int, ...]]:
   """{path: shape} of a checkpoint's parameters, from its metadata (no arrays are read)."""
-  import orbax.checkpoint as ocp
-  checkpointer = ocp.StandardCheckpointer()
-  try:
-    tree = checkpointer.metadata(state_dir).item_metadata.tree
-  except Exception as e:  # Orbax raises many types for damaged or foreign folders.
-    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-    raise UserError(f'cannot read the checkpoint {state_dir} ({reason}): choose another '
-                    'init_from') from None
-  finally:
-    checkpointer.close()
-  if 'params' not in tree:
-    raise UserError(f'the checkpoint {state_dir} holds no parameters: choose another init_from')
-  return {k: tuple(v.shape) for k, v in param_paths(tree['params']).items()}
+  tree = _read(state_dir, lambda c: c.metadata(state_dir).item_metadata.tree)
+  return {k: tuple(v.shape) for k, v in param_paths(_params_of(state_dir, tree)).items()}
 
 
 def check(abstract_params: Any, source_dir: str | Path, fresh: tuple[str, ...]) -> None:
