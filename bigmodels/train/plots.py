@@ -40,9 +40,7 @@ def plot_curves(metrics_path: Path, output: Path) -> Path:
   Per-class metrics (names holding '/') and throughput/health statistics are left out.
   """
   plt = _pyplot()
-  rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-  if not rows:
-    raise ValueError(f'{metrics_path} holds no rows')
+  rows = _read_rows(metrics_path)
   names = sorted({k for r in rows for k in r if '/' not in k} - NOT_PLOTTED,
                  key=lambda k: (k != 'loss', k))
   fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
@@ -56,6 +54,39 @@ def plot_curves(metrics_path: Path, output: Path) -> Path:
     ax.set_title(name)
     ax.grid(alpha=0.3)
     ax.legend()
+  fig.tight_layout()
+  return _save(fig, output)
+
+
+def _read_rows(metrics_path: Path) -> list[dict]:
+  rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+  if not rows:
+    raise ValueError(f'{metrics_path} holds no rows')
+  return rows
+
+
+def plot_runs(runs: dict[str, Path], metrics: Sequence[str], output: Path,
+              log_scale: Sequence[str] = ('perplexity',)) -> Path:
+  """Several runs overlaid, one panel per metric: eval as lines with markers, train as thin
+  dashed lines in the same colour; `runs` maps a legend label to a metrics.jsonl path."""
+  plt = _pyplot()
+  table = {label: _read_rows(path) for label, path in runs.items()}
+  fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+  for ax, name in zip(axes[0], metrics):
+    for i, (label, rows) in enumerate(table.items()):
+      colour = f'C{i}'
+      for split, style in (('train', dict(ls='--', lw=0.8, alpha=0.6)),
+                           ('eval', dict(marker='o', ms=3))):
+        points = [(r['step'], r[name]) for r in rows
+                  if r['split'] == split and r.get(name) is not None]
+        if points:
+          ax.plot(*zip(*points), color=colour, label=f'{label} ({split})', **style)
+    ax.set_xlabel('step')
+    ax.set_title(name)
+    if name in log_scale:
+      ax.set_yscale('log')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
   fig.tight_layout()
   return _save(fig, output)
 
