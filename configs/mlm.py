@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from bigmodels.sweeps import spec as sweeps
 from configs import base
 
 
@@ -48,8 +49,9 @@ HELP = {
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """The masked-LM config; `arg` selects the model size, e.g. 'size=mini'."""
-  args = base.parse_arg(arg, {'size': 'tiny'})
+  """The masked-LM config; `arg` selects the model size, e.g. 'size=mini', and 'runlocal=1'
+  a seconds-long smoke run."""
+  args = base.parse_arg(arg, {'size': 'tiny', 'runlocal': '0'})
   config = base.base_config()
   config.task = 'mlm'
   config.total_steps = 2500
@@ -77,4 +79,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       heldout_percent=5.0,
       seq_len=128, mask_rate=0.15, mask_token_prob=0.8, random_token_prob=0.1,
       num_threads=2, prefetch=4))
+  if args['runlocal'] == '1':
+    base.make_smoke_run(config)
   return config
+
+
+def sweep(arg: str | None = None) -> list[dict]:
+  """Mask rate x seed (python -m experiments.sweep --config=configs/mlm.py): does predicting
+  more tokens per row beat BERT's 15% here, as Wettig et al. (2023) found at scale?"""
+  del arg
+  return sweeps.product(sweeps.axis('data.mask_rate', [0.15, 0.3, 0.4]),
+                        sweeps.axis('seed', [0, 1, 2]))

@@ -19,17 +19,19 @@ NOT_PLOTTED = {'step', 'split', 'perplexity', 'grad_norm', 'param_norm', 'update
                'learning_rate', 'steps_per_s', 'tokens_per_s', 'examples_per_s'}
 
 
-def _pyplot():
+def pyplot():
+  """matplotlib.pyplot on the Agg backend (no display needed)."""
   import matplotlib  # Imported lazily: only process 0 draws.
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
   return plt
 
 
-def _save(fig, output: Path) -> Path:
+def save_figure(fig, output: Path) -> Path:
+  """Renders `fig` as a PNG in memory, closes it and moves the file into place atomically."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=100)
-  _pyplot().close(fig)
+  pyplot().close(fig)
   atomic.write_bytes_atomic(output, buffer.getvalue())
   return output
 
@@ -39,7 +41,7 @@ def plot_curves(metrics_path: Path, output: Path) -> Path:
 
   Per-class metrics (names holding '/') and throughput/health statistics are left out.
   """
-  plt = _pyplot()
+  plt = pyplot()
   rows = _read_rows(metrics_path)
   names = sorted({k for r in rows for k in r if '/' not in k} - NOT_PLOTTED,
                  key=lambda k: (k != 'loss', k))
@@ -55,7 +57,7 @@ def plot_curves(metrics_path: Path, output: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
-  return _save(fig, output)
+  return save_figure(fig, output)
 
 
 def _read_rows(metrics_path: Path) -> list[dict]:
@@ -67,9 +69,10 @@ def _read_rows(metrics_path: Path) -> list[dict]:
 
 def plot_runs(runs: dict[str, Path], metrics: Sequence[str], output: Path,
               log_scale: Sequence[str] = ('perplexity',)) -> Path:
-  """Several runs overlaid, one panel per metric: eval as lines with markers, train as thin
-  dashed lines in the same colour; `runs` maps a legend label to a metrics.jsonl path."""
-  plt = _pyplot()
+  """Several runs overlaid, one panel per metric: held-out evaluations as lines with markers,
+  training as thin dashed lines in the same colour; `runs` maps a legend label to a
+  metrics.jsonl path."""
+  plt = pyplot()
   table = {label: _read_rows(path) for label, path in runs.items()}
   fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
   for ax, name in zip(axes[0], metrics):
@@ -80,7 +83,8 @@ def plot_runs(runs: dict[str, Path], metrics: Sequence[str], output: Path,
         points = [(r['step'], r[name]) for r in rows
                   if r['split'] == split and r.get(name) is not None]
         if points:
-          ax.plot(*zip(*points), color=colour, label=f'{label} ({split})', **style)
+          ax.plot(*zip(*points), color=colour, **style,
+                  label=label if split == 'eval' else None)
     ax.set_xlabel('step')
     ax.set_title(name)
     if name in log_scale:
@@ -88,13 +92,13 @@ def plot_runs(runs: dict[str, Path], metrics: Sequence[str], output: Path,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
-  return _save(fig, output)
+  return save_figure(fig, output)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], output: Path,
                    title: str = '') -> Path:
   """A confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
-  plt = _pyplot()
+  plt = pyplot()
   matrix = np.asarray(matrix)
   n = len(class_names)
   size = max(5.0, 0.6 * n + 2)
@@ -114,4 +118,4 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], output: Path,
         ax.text(j, i, f'{matrix[i, j]:.0f}', ha='center', va='center', fontsize=8,
                 color='white' if matrix[i, j] > threshold else 'black')
   fig.tight_layout()
-  return _save(fig, output)
+  return save_figure(fig, output)
