@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -142,3 +143,58 @@ def test_a_local_sweep_survives_a_kill_and_a_failing_run_and_reports_the_runs(
   assert list(csv.DictReader((workdir / 'results.csv').open())) == table[:4]
   dry = subprocess.run(command + ['--dry_run'], cwd=ROOT, capture_output=True, text=True)
   assert dry.stdout.count(' done ') == 4
+
+
+@pytest.fixture(scope='module')
+def slurm_env(tmp_path_factory):
+  from tests import slurm_cluster
+  absent = slurm_cluster.missing()
+  if absent:
+    if os.environ.get('CI'):
+      pytest.fail(f'CI must run the Slurm test but {absent} are missing: install slurm-wlm '
+                  'and munge (.ci/run does)')
+    pytest.skip(f'no local Slurm: {", ".join(absent)} missing (apt-get install slurm-wlm '
+                'munge)')
+  with slurm_cluster.local_cluster(Path('/tmp') / f'bm-slurm-{os.getpid()}') as env:
+    yield env
+
+
+def _comparable(path: Path) -> list[dict]:
+  return [{k: v for k, v in r.items() if k != 'wall_s'}
+          for r in csv.DictReader(path.open())]
+
+
+def test_a_sweep_on_a_real_slurm_cluster_collects_the_table_of_a_local_sweep(
+    tmp_path, corpus_dir, slurm_env):
+  config = tmp_path / 'two_runs.py'
+  config.write_text(SWEEP_FILE.replace(
+      "sweeps.axis('data.mask_rate', [0.15, 0.3])", "sweeps.axis('data.mask_rate', [0.3])")
+      .replace('EXTRA', '[]'))
+  shared = cli_overrides(tiny_overrides(corpus_dir))
+  env = {**os.environ, **slurm_env}
+  on_slurm = tmp_path / 'slurm'
+  submitted = subprocess.run(
+      _sweep(config, on_slurm, '--launcher=slurm', '--time_minutes=10', '--detach', *shared),
+      cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+  assert submitted.returncode == 0, submitted.stderr
+  assert 'submitted 2 Slurm jobs' in submitted.stdout
+  jobs = json.loads((on_slurm / 'sweep.json').read_text())['jobs']
+  deadline = time.time() + 300
+  while time.time() < deadline:
+    queued = subprocess.run(['squeue', '-h', '-r', '-o', '%i'], capture_output=True, text=True,
+                            env=env).stdout.split()
+    if not set(jobs.values()) & set(queued):
+      break
+    time.sleep(1)
+  collected = subprocess.run([sys.executable, '-m', 'experiments.sweep',
+                              f'--workdir={on_slurm}', '--collect'], cwd=ROOT,
+                             capture_output=True, text=True, env=env, timeout=120)
+  assert collected.returncode == 0, collected.stdout + collected.stderr
+  assert '2 done' in collected.stdout
+  for name in ('mask_rate=0.3,seed=0', 'mask_rate=0.3,seed=1'):
+    assert (on_slurm / name / 'checkpoints').exists()
+    assert 'SLURM_JOB_ID' not in (on_slurm / name / 'train.log').read_text()
+  local = tmp_path / 'local'
+  subprocess.run(_sweep(config, local, '--parallel=2', *shared), cwd=ROOT, check=True,
+                 capture_output=True, timeout=300)
+  assert _comparable(on_slurm / 'results.csv') == _comparable(local / 'results.csv')

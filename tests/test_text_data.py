@@ -1,7 +1,12 @@
 """Preparing text data: splits by document, caching, and cache keys."""
 
+import os
+import subprocess
+import sys
+
 from bigmodels.data import text
 from bigmodels.data.text_corpus import text_corpus
+from tests.helpers import ROOT
 
 
 def test_split_is_by_document_and_deterministic():
@@ -55,3 +60,31 @@ def test_preparation_is_reproducible_from_scratch(tiny_config, tmp_path, monkeyp
   assert a.tokenizer.model_proto == b.tokenizer.model_proto
   np.testing.assert_array_equal(a.train['tokens'], b.train['tokens'])
   np.testing.assert_array_equal(a.eval['segment_ids'], b.eval['segment_ids'])
+
+
+PREPARE = '''
+import hashlib, sys
+import os
+import subprocess
+import sys
+
+from bigmodels.data import text
+from configs import mlm
+config = mlm.get_config()
+config.data.corpus_dir = sys.argv[1]
+data = text.prepare_text_data(config.data, 300)
+print(hashlib.sha1(data.tokenizer.model_proto + data.train['tokens'].tobytes()).hexdigest())
+'''
+
+
+def test_processes_preparing_a_fresh_cache_at_once_build_it_once(corpus_dir, tmp_path):
+  """A parallel sweep on a fresh cache: both processes get the same data, neither fails."""
+  env = {**os.environ, 'BIGMODELS_CACHE': str(tmp_path / 'cache')}
+  processes = [subprocess.Popen([sys.executable, '-c', PREPARE, str(corpus_dir)], cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+  outputs = [p.communicate(timeout=300) for p in processes]
+  assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+  digests = [out.strip().splitlines()[-1] for out, _ in outputs]
+  assert digests[0] == digests[1]
+  assert sum('preparing the text corpus' in out for out, _ in outputs) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Callable
 from typing import Any
 
 from bigmodels.errors import UserError
@@ -18,11 +19,22 @@ def quiet_tfds():
   return tfds
 
 
-def prepare_local_builder(builder: Any, what: str) -> None:
-  """Prepares a TFDS builder over local files, printing our own line the first time (TFDS's
-  own "Downloading and preparing dataset ..." would be wrong: nothing is downloaded)."""
+def prepare_local_builder(make_builder: Callable[[], Any], what: str) -> Any:
+  """The TFDS builder over local files that `make_builder` constructs, prepared: the first
+  time, under a cache lock (so concurrent runs prepare it once) and with our own line (TFDS's
+  "Downloading and preparing dataset ..." would be wrong: nothing is downloaded)."""
+  builder = make_builder()
   if builder.is_prepared():
-    return
+    return builder
+  from bigmodels.data.cache import exclusive
+  with exclusive(f'tfds-{builder.name}'):
+    builder = make_builder()  # Re-read: another process may have prepared it meanwhile.
+    if not builder.is_prepared():
+      _prepare_quietly(builder, what)
+  return builder
+
+
+def _prepare_quietly(builder: Any, what: str) -> None:
   print(f'preparing {what} into the data cache {builder.data_dir} (first use only; nothing '
         'is downloaded)', flush=True)
   with contextlib.redirect_stdout(io.StringIO()):
@@ -42,10 +54,12 @@ def prepare_catalog_builder(data_config: Any, cache_dir: str, local_alternative:
                     f'pip install tensorflow-cpu, or unset data.tfds_name to use '
                     f'{local_alternative}') from None
   tfds = quiet_tfds()
+  from bigmodels.data.cache import exclusive
   try:
     builder = tfds.builder(name, data_dir=os.path.join(cache_dir, 'tfds'),
                            file_format='array_record')
-    builder.download_and_prepare()
+    with exclusive(f'tfds-{builder.name}'):
+      builder.download_and_prepare()
   except Exception as e:  # TFDS raises many types for unknown names and failed downloads.
     raise UserError(f'could not prepare TFDS dataset {name!r} ({type(e).__name__}: '
                     f'{str(e).splitlines()[0] if str(e) else ""}): check the name and your '

@@ -58,9 +58,9 @@ def _local_builder(data_config: Any, cache_dir: str):
     raise UserError(f'image folder {image_dir!r} does not exist: {hint}, or set '
                     '--config.data.tfds_name (needs TensorFlow and internet)')
   catalog.quiet_tfds()
-  builder = IdxImages(config=idx_config(image_dir), data_dir=os.path.join(cache_dir, 'tfds'),
-                      file_format='array_record')
-  catalog.prepare_local_builder(builder, f'the images in {image_dir}')
+  builder = catalog.prepare_local_builder(
+      lambda: IdxImages(config=idx_config(image_dir), data_dir=os.path.join(cache_dir, 'tfds'),
+                        file_format='array_record'), f'the images in {image_dir}')
   names = FASHION_MNIST_CLASSES if not data_config.image_dir else None  # Numbered classes.
   return builder, ('train', 'test'), names, f'idx images {image_dir}'
 

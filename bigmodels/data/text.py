@@ -26,7 +26,7 @@ import numpy as np
 
 from bigmodels import atomic
 from bigmodels.data import catalog, packing, tokenizer as tokenizer_lib
-from bigmodels.data.cache import data_cache_dir
+from bigmodels.data.cache import data_cache_dir, exclusive
 from bigmodels.errors import UserError
 
 PYTHON_DOCS_GLOB = '/usr/share/doc/python3*/html/_sources'
@@ -56,9 +56,10 @@ def _local_documents(data_config: Any, cache_dir: str) -> tuple[dict[str, Any], 
   from bigmodels.data.text_corpus import TextCorpus, corpus_config
   corpus_dir = data_config.corpus_dir or python_docs_dir()
   catalog.quiet_tfds()
-  builder = TextCorpus(config=corpus_config(corpus_dir, data_config.heldout_percent),
-                       data_dir=os.path.join(cache_dir, 'tfds'), file_format='array_record')
-  catalog.prepare_local_builder(builder, f'the text corpus {corpus_dir}')
+  builder = catalog.prepare_local_builder(
+      lambda: TextCorpus(config=corpus_config(corpus_dir, data_config.heldout_percent),
+                         data_dir=os.path.join(cache_dir, 'tfds'), file_format='array_record'),
+      f'the text corpus {corpus_dir}')
   sources = builder.as_data_source()
   return ({'train': sources['train'], 'eval': sources['heldout']}, Path(builder.data_dir),
           f'local corpus {corpus_dir}')
@@ -128,7 +129,8 @@ def _tokenizer(data_config: Any, vocab_size: int, sources: dict[str, Any], prepa
 def corpus_tokenizer(data_config: Any, vocab_size: int) -> tokenizer_lib.Tokenizer:
   """The tokenizer `prepare_text_data` uses for this corpus and size (trained on first use)."""
   sources, prepared_dir, _ = _corpus(data_config)
-  return _tokenizer(data_config, vocab_size, sources, prepared_dir)[0]
+  with exclusive(f'text-{prepared_dir}'):
+    return _tokenizer(data_config, vocab_size, sources, prepared_dir)[0]
 
 
 def prepare_text_data(data_config: Any, vocab_size: int,
@@ -138,6 +140,13 @@ def prepare_text_data(data_config: Any, vocab_size: int,
   `bos_per_document` packs rows for causal language models (see packing.pack_documents).
   """
   sources, prepared_dir, description = _corpus(data_config)
+  with exclusive(f'text-{prepared_dir}'):  # Concurrent runs build the files once.
+    return _prepare_rows(data_config, vocab_size, bos_per_document, sources, prepared_dir,
+                         description)
+
+
+def _prepare_rows(data_config: Any, vocab_size: int, bos_per_document: bool,
+                  sources: dict[str, Any], prepared_dir: Path, description: str) -> TextData:
   key, limit = data_config.text_key, data_config.max_documents
   variant = _variant(data_config, vocab_size)
   tok, train_texts = _tokenizer(data_config, vocab_size, sources, prepared_dir)
