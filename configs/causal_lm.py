@@ -5,7 +5,7 @@ Run (about 15 minutes on a 2-core CPU), then sample from it:
   python -m experiments.main --config=configs/causal_lm.py --workdir=runs/causal_lm
   python -m experiments.predict --workdir=runs/causal_lm --prompt="The list type" --seed=0
 
-Sizes: configs/causal_lm.py:size=tiny|mini|small|medium|base (L2/H128 ... L12/H768);
+Sizes: configs/causal_lm.py:size=tiny|mini|small|medium|base|large (L2/H128 ... L24/H1024);
 `runlocal=1` gives a seconds-long smoke run. Untied output layer:
 --config.model.tied_embedding=False.
 """

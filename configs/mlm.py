@@ -4,7 +4,7 @@ Run (the main job; about 14 minutes on a 2-core CPU, data preparation included):
 
   python -m experiments.main --config=configs/mlm.py --workdir=runs/mlm
 
-Sizes: configs/mlm.py:size=tiny|mini|small|medium|base (BERT L2/H128 ... L12/H768).
+Sizes: configs/mlm.py:size=tiny|mini|small|medium|base|large (BERT L2/H128 ... L24/H1024).
 Other text: --config.data.corpus_dir=/path/to/txt-md-rst-folder, or (TensorFlow + internet)
 --config.data.tfds_name=lm1b.
 """

@@ -5,7 +5,7 @@ r"""T5-style encoder-decoder pre-trained with span corruption on the Python docu
 
 Noise spans (data.noise_density of the tokens, mean length data.mean_span_length) become
 sentinel ids at the top of the vocabulary (model.vocab_size = tokenizer size + num_sentinels).
-Sizes: configs/t5_span.py:size=tiny|mini|small|medium|base (layers on each side);
+Sizes: configs/t5_span.py:size=tiny|mini|small|medium|base|large (layers on each side);
 `runlocal=1` gives a seconds-long smoke run.
 """
 

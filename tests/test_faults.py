@@ -179,6 +179,8 @@ def test_sigkill_in_every_phase_loses_nothing(tmp_path):
     ({'data.seq_len': 128}, 'data.seq_len=128 exceeds model.max_len=64'),
     ({'data.mask_rate': 1.5}, r'data.mask_rate=1.5 must be in \(0, 1\)'),
     ({'data.mask_rate': 0.0}, r'data.mask_rate=0.0 must be in \(0, 1\)'),
+    ({'data.mask_token_prob': 0.8, 'data.random_token_prob': 0.3},
+     'data.mask_token_prob=0.8 and data.random_token_prob=0.3 must be shares'),
     ({'optimizer.name': 'sgdd'}, "unknown optimizer.name='sgdd'"),
     ({'log_every': 0}, 'log_every=0 must be a positive'),
     ({'batch_size': -3}, 'batch_size=-3 must be a positive'),

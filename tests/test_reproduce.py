@@ -20,12 +20,12 @@ def test_reproduce_writes_table_and_chart_and_skips_finished_rows(image_dir, tmp
     assert 'experiments.main' in cells[9] and f'model={trained},runlocal=1' in cells[9]
   png = (tmp_path / 'results.png').read_bytes()
   assert png.startswith(b'\x89PNG') and len(png) > 5000
-  wall = (tmp_path / 'cnn' / 'reproduce.json').read_text()
+  status = (tmp_path / 'cnn' / 'sweep_status.json').read_text()
 
   again = run_module('experiments.reproduce', args)  # finished rows: nothing to train
   assert again.returncode == 0
   assert 'already trained' in again.stdout
-  assert (tmp_path / 'cnn' / 'reproduce.json').read_text() == wall
+  assert (tmp_path / 'cnn' / 'sweep_status.json').read_text() == status
 
 
 def test_reproduce_rejects_unknown_rows_and_experiments(tmp_path):
@@ -33,4 +33,4 @@ def test_reproduce_rejects_unknown_rows_and_experiments(tmp_path):
                                                 '--rows=vgg'])
   assert result.returncode != 0 and 'unknown rows' in result.stderr
   result = run_module('experiments.reproduce', ['nope', f'--workdir={tmp_path}'])
-  assert result.returncode != 0 and 'no configs/nope.py' in result.stderr
+  assert result.returncode != 0 and "no reproduction 'nope'" in result.stderr

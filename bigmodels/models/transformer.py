@@ -35,6 +35,7 @@ SIZES: dict[str, dict[str, int]] = {
     'small': dict(num_layers=4, hidden_size=512, num_heads=8),
     'medium': dict(num_layers=8, hidden_size=512, num_heads=8),
     'base': dict(num_layers=12, hidden_size=768, num_heads=12),
+    'large': dict(num_layers=24, hidden_size=1024, num_heads=16),
 }
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,14 @@ def _eval_rows(workdir: Path) -> list[dict[str, Any]]:
 
 
 def run_result(run: Run) -> dict[str, Any]:
-  """One run's row: overrides, status, wall time, final step, final/ best eval metrics."""
+  """One run's row: overrides, status, wall time, final step, final / best eval metrics and
+  the command that trained it (as `python -m ...`)."""
   status = read_status(run.workdir)
   evals = _eval_rows(run.workdir)
+  command = status.get('command')
   row: dict[str, Any] = {'run': run.name, **run.overrides, 'status': status['status'],
-                         'wall_s': status.get('wall_s'), 'step': None}
+                         'wall_s': status.get('wall_s'), 'step': None,
+                         'command': shlex.join(['python', *command[1:]]) if command else None}
   if status['status'] == 'failed':
     row['error'] = status.get('error', '')
   if not evals:

@@ -47,11 +47,14 @@ class Progress:
       self.last = time.monotonic()
 
 
-def run_local(runs: Sequence[Run], parallel: int, log: Callable[[str], None] = print
+def run_local(runs: Sequence[Run], parallel: int, log: Callable[[str], None] = print,
+              stop: threading.Event | None = None, time_limit_s: float = 0.0
               ) -> dict[str, dict[str, Any]]:
   """Runs `runs` with at most `parallel` at once; returns each run's final status by name.
-  A failing run is reported and the others go on."""
-  stop = threading.Event()
+  A failing run is reported and the others go on. Setting `stop` (or SIGTERM / Ctrl-C)
+  stops the running trainings gracefully and starts no more; `time_limit_s` > 0 stops each
+  run (gracefully, checkpoint kept) after that long."""
+  stop = stop or threading.Event()
   progress = Progress(len(runs), parallel, log)
   lock = threading.Lock()
   results: dict[str, dict[str, Any]] = {}
@@ -63,7 +66,7 @@ def run_local(runs: Sequence[Run], parallel: int, log: Callable[[str], None] = p
       progress.running += 1
       log(f'[sweep] start {run.name}  (log: {run.workdir / "train.log"})')
     started = time.perf_counter()
-    status = run_one(run, stop)
+    status = run_one(run, stop, time_limit_s=time_limit_s)
     with lock:
       progress.running -= 1
       state = status['status']
@@ -77,7 +80,7 @@ def run_local(runs: Sequence[Run], parallel: int, log: Callable[[str], None] = p
             f'{status.get("error", "")}')
       else:
         progress.interrupted += 1
-        log(f'[sweep] interrupted {run.name} (checkpoint kept; re-run the sweep to resume)')
+        log(f'[sweep] stopped {run.name} (checkpoint kept; re-run the same command to resume)')
       progress.show()
     return status
 

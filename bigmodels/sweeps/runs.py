@@ -71,14 +71,16 @@ def _last_error_line(log_path: Path) -> str:
   return (errors or lines or [''])[-1][:300]
 
 
-def run_one(run: Run, stop: Any = None, new_session: bool = True) -> dict[str, Any]:
+def run_one(run: Run, stop: Any = None, new_session: bool = True,
+            time_limit_s: float = 0.0) -> dict[str, Any]:
   """Runs (or resumes) the run to its end and records the outcome; returns the status.
 
   `stop` (a threading.Event) asks it to stop: the training process gets SIGTERM, saves a
   checkpoint and the run is recorded as 'interrupted'. Locally the training runs in its own
   session, so a terminal's Ctrl-C reaches the sweep, which forwards it; under Slurm
   (new_session=False) the scheduler's signals reach the training directly. In a multi-task
-  Slurm job every task trains, and task 0 alone writes the status.
+  Slurm job every task trains, and task 0 alone writes the status. `time_limit_s` > 0 stops
+  the training the same way after that long.
   """
   run.workdir.mkdir(parents=True, exist_ok=True)
   writes_status = os.environ.get('SLURM_PROCID', '0') == '0'
@@ -94,7 +96,8 @@ def run_one(run: Run, stop: Any = None, new_session: bool = True) -> dict[str, A
                                start_new_session=new_session)
     signalled = False
     while process.poll() is None:
-      if stop is not None and stop.is_set() and not signalled:
+      over_time = time_limit_s > 0 and time.perf_counter() - started > time_limit_s
+      if (over_time or (stop is not None and stop.is_set())) and not signalled:
         process.send_signal(signal.SIGTERM)
         signalled = True
       time.sleep(0.2)

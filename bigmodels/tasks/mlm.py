@@ -30,6 +30,11 @@ class MaskedLMTask(TextTask):
     c = self.config
     if not 0.0 < c.data.mask_rate < 1.0:
       raise UserError(f'data.mask_rate={c.data.mask_rate} must be in (0, 1), e.g. 0.15')
+    mask, rnd = c.data.mask_token_prob, c.data.random_token_prob
+    if not (0.0 <= mask <= 1.0 and 0.0 <= rnd <= 1.0 and mask + rnd <= 1.0 + 1e-9):
+      raise UserError(f'data.mask_token_prob={mask} and data.random_token_prob={rnd} must be '
+                      'shares in [0, 1] that sum to at most 1 (the rest stay unchanged), e.g. '
+                      '0.8 and 0.1')
 
   @property
   def max_predictions(self) -> int:

@@ -211,8 +211,8 @@ def _create_workdir(workdir: Path) -> None:
                     '--workdir') from None
 
 
-def _prepare_data(task: Task):
-  """Process 0 prepares shared caches first; the others then load them."""
+def prepare_task_data(task: Task) -> Any:
+  """The task's data; process 0 prepares shared caches first, the others then load them."""
   index, count = jax.process_index(), jax.process_count()
   if count > 1 and index != 0:
     multihost_utils.sync_global_devices('bigmodels:data-prepared')
@@ -305,7 +305,7 @@ def _restore_or_init(config: Any, workdir: Path, setup: Setup, ckpt: Checkpointe
 
 def _run(config: Any, workdir: Path, task: Task, writer: reporting.MetricWriter,
          started: float, stop_at: int | None) -> dict[str, float]:
-  data = _prepare_data(task)  # May settle config values (e.g. the tokenizer's real size).
+  data = prepare_task_data(task)  # May settle config values (e.g. the tokenizer's real size).
   writer.print(f'data: {data.description} (ready after {time.perf_counter() - started:.0f}s)')
   setup = build(config, task)
   if config.init_from and not Checkpointer.has_checkpoints(workdir / 'checkpoints'):

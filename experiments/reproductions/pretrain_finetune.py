@@ -1,0 +1,108 @@
+"""The pipeline both masking reproductions share: pre-train a masked LM per corruption
+strategy, fine-tune each on WordNet gloss classification over several seeds, and (optionally)
+score each pre-trained model's held-out MLM loss on 15%-masked text.
+
+Scales: 'reduced' (default; minutes per run on a 2-core CPU: BERT-tiny, 500 pre-training
+steps, 300 fine-tuning steps, 2 fine-tuning seeds) and 'paper' (the authors' efficient
+pre-training recipe from DinkyTrain's run_efficient_mlm_recipe.sh: large model, batch 4096,
+23k steps, peak learning rate 2e-3, 6% warm-up, linear decay, Adam betas (0.9, 0.98), eps
+1e-6, dropout 0.1, weight decay 0.01, sequence length 128; fine-tuning 3 seeds). Both use our
+default corpus, not Wikipedia + BookCorpus, and WordNet glosses instead of GLUE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from bigmodels.sweeps.reproduce import Stage, StageRun
+from experiments.reproductions import common
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+  """A corruption strategy: masking rate and the MASK / SAME / RANDOM split of chosen tokens."""
+  name: str
+  rate: float
+  mask: float
+  random: float
+
+  @property
+  def same(self) -> float:
+    """Share of chosen tokens left unchanged."""
+    return round(1.0 - self.mask - self.random, 6)
+
+  def mix(self) -> str:
+    """'80/10/10' (MASK/SAME/RND in percent)."""
+    return f'{self.mask * 100:.0f}/{self.same * 100:.0f}/{self.random * 100:.0f}'
+
+
+SCALES = {
+    'reduced': dict(size='tiny', pretrain=dict(total_steps=500, eval_every=250,
+                                               checkpoint_every=250,
+                                               **{'optimizer.warmup_steps': 50}),
+                    finetune=dict(total_steps=300, eval_every=300, checkpoint_every=300,
+                                  **{'optimizer.warmup_steps': 50}),
+                    seeds=(0, 1)),
+    'paper': dict(size='large', pretrain=dict(
+        total_steps=23000, batch_size=4096, eval_every=2300, checkpoint_every=1000,
+        **{'optimizer.learning_rate': 2e-3, 'optimizer.warmup_steps': 1380,
+           'optimizer.schedule': 'linear', 'optimizer.b2': 0.98, 'optimizer.eps': 1e-6,
+           'optimizer.weight_decay': 0.01, 'optimizer.grad_clip_norm': 0.0,
+           'model.dropout_rate': 0.1, 'data.seq_len': 128}),
+                  finetune=dict(), seeds=(0, 1, 2)),
+}
+
+
+def parse_scale(args: dict[str, str]) -> dict[str, Any]:
+  """The scale's settings; ValueError for an unknown one."""
+  scale = args.get('scale', 'reduced')
+  if scale not in SCALES:
+    raise ValueError(f'unknown scale {scale!r}: use {" or ".join(SCALES)}')
+  return SCALES[scale]
+
+
+def stages(strategies: list[Strategy], args: dict[str, str], workdir: Path,
+           evaluate_at_15: bool) -> list[Stage]:
+  """pretrain (a run per strategy) -> finetune (strategy x seed) [-> eval15 (per strategy)]."""
+  scale = parse_scale(args)
+  smoke = args.get('runlocal') == '1'
+  arg = f'size={scale["size"]}' + (',runlocal=1' if smoke else '')
+  pretrain = Stage('pretrain', tuple(
+      StageRun(s.name, f'configs/mlm.py:{arg}', {
+          **({} if smoke else scale['pretrain']), 'data.mask_rate': s.rate,
+          'data.mask_token_prob': s.mask, 'data.random_token_prob': s.random})
+      for s in strategies))
+  source = {s.name: str((workdir / 'pretrain' / s.name).resolve()) for s in strategies}
+  finetune = Stage('finetune', tuple(
+      StageRun(f'{s.name},seed={seed}', f'configs/classify_text.py:{arg}', {
+          **({} if smoke else scale['finetune']), 'init_from': source[s.name], 'seed': seed})
+      for s in strategies for seed in scale['seeds']))
+  out = [pretrain, finetune]
+  if evaluate_at_15:
+    out.append(Stage('eval15', tuple(
+        StageRun(s.name, f'configs/mlm.py:{arg}', {
+            'init_from': source[s.name], 'data.mask_rate': 0.15, 'data.mask_token_prob': 1.0,
+            'data.random_token_prob': 0.0}) for s in strategies), module='experiments.evaluate'))
+  return out
+
+
+def summary(strategy: Strategy, results: dict[str, dict[str, dict[str, Any]]]
+            ) -> dict[str, Any]:
+  """Our figures for a strategy: fine-tuned accuracy and macro-F1 over seeds (finished runs),
+  the pre-training run's own held-out MLM accuracy, the 15%-masked MLM loss, wall time."""
+  tuned = [r for name, r in results['finetune'].items()
+           if name.split(',seed=')[0] == strategy.name]
+  done = [r for r in tuned if common.finished(r)]
+  pre = results['pretrain'][strategy.name]
+  evals = results.get('eval15', {}).get(strategy.name, {})
+  return {
+      'accuracy': [r.get('final_accuracy') for r in done],
+      'macro_f1': [r.get('final_macro_f1') for r in done],
+      'tuned': f'{len(done)}/{len(tuned)}',
+      'pretrain_accuracy': pre.get('final_mlm_accuracy'),
+      'pretrain_note': common.state_note(pre),
+      'loss15': evals.get('final_loss') if evals.get('status') == 'done' else None,
+      'wall': common.wall([pre, *tuned, *([evals] if evals else [])]),
+  }
