@@ -39,7 +39,8 @@ def state_note(row: dict[str, Any]) -> str:
     return ''
   if row.get('step'):
     return f' (partial: step {row["step"]})'
-  return f' ({row.get("status", "not run")})'
+  status = row.get('status', 'pending')
+  return ' (not run)' if status == 'pending' else f' ({status})'
 
 
 def wall(rows: Sequence[dict[str, Any]]) -> str:

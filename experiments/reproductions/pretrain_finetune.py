@@ -78,7 +78,7 @@ def stages(strategies: list[Strategy], args: dict[str, str], workdir: Path,
   finetune = Stage('finetune', tuple(
       StageRun(f'{s.name},seed={seed}', f'configs/classify_text.py:{arg}', {
           **({} if smoke else scale['finetune']), 'init_from': source[s.name], 'seed': seed})
-      for s in strategies for seed in scale['seeds']))
+      for s in strategies for seed in ((0,) if smoke else scale['seeds'])))
   out = [pretrain, finetune]
   if evaluate_at_15:
     out.append(Stage('eval15', tuple(
