@@ -16,10 +16,11 @@ NOTEBOOKS = ROOT / 'notebooks'
 NAMES = ('quickstart', 'sweep_analysis', 'vision')
 
 
-def _execute(name: str, monkeypatch, **env: str) -> nbformat.NotebookNode:
+def _execute(name: str, monkeypatch, tmp_path: Path, **env: str) -> nbformat.NotebookNode:
   """Runs notebooks/NAME.ipynb in a fresh python3 kernel with BIGMODELS_NOTEBOOK_SMOKE=1 and
   `env` (as BIGMODELS_NOTEBOOK_KEY); a cell that raises fails the test."""
   monkeypatch.setenv('BIGMODELS_NOTEBOOK_SMOKE', '1')
+  monkeypatch.setenv('TMPDIR', str(tmp_path))  # The smoke runs' temporary folders.
   # This environment's kernelspec first (python3 = this interpreter), before any user-level one.
   monkeypatch.setenv('JUPYTER_PATH', str(Path(sys.prefix) / 'share' / 'jupyter'))
   for key, value in env.items():
@@ -62,8 +63,8 @@ def test_committed_notebooks_have_no_outputs_and_take_smoke_parameters():
     assert "os.environ.get('BIGMODELS_NOTEBOOK_SMOKE')" in code[0].source, name
 
 
-def test_quickstart_trains_plots_fills_masks_and_generates(monkeypatch, corpus_dir):
-  nb = _execute('quickstart', monkeypatch, corpus_dir=str(corpus_dir))
+def test_quickstart_trains_plots_fills_masks_and_generates(monkeypatch, tmp_path, corpus_dir):
+  nb = _execute('quickstart', monkeypatch, tmp_path, corpus_dir=str(corpus_dir))
   assert _pngs(_cell(nb, 'mlm-curves')) == 1
   filled = _text(_cell(nb, 'fill-mask')).splitlines()
   masks = [line for line in filled if line.startswith('[MASK] ')]
@@ -101,7 +102,7 @@ def _fake_sweep(workdir: Path) -> dict[str, float]:
 
 def test_sweep_analysis_shows_the_runs_the_seed_means_and_the_plots(monkeypatch, tmp_path):
   final = _fake_sweep(tmp_path / 'sweep')
-  nb = _execute('sweep_analysis', monkeypatch, sweep_dir=str(tmp_path / 'sweep'))
+  nb = _execute('sweep_analysis', monkeypatch, tmp_path, sweep_dir=str(tmp_path / 'sweep'))
   header, _, *lines = [line.strip('|').split(' | ')
                        for line in _text(_cell(nb, 'runs-table')).splitlines()]
   table = {cells[0].strip(): dict(zip([h.strip() for h in header], cells)) for cells in lines}
@@ -115,10 +116,12 @@ def test_sweep_analysis_shows_the_runs_the_seed_means_and_the_plots(monkeypatch,
   assert '| 0.3 | 2/2 | 3.875 ± 0.035 |' in seeds, seeds
   assert _pngs(_cell(nb, 'plots')) == 2
   assert not list((tmp_path / 'sweep').glob('results.*'))  # Smoke mode writes elsewhere.
+  assert len(list(tmp_path.glob('notebook_sweep_*/results.md'))) == 1
 
 
-def test_vision_shows_the_confusion_matrix_and_misclassified_images(monkeypatch, image_dir):
-  nb = _execute('vision', monkeypatch, image_dir=str(image_dir))
+def test_vision_shows_the_confusion_matrix_and_misclassified_images(monkeypatch, tmp_path,
+                                                                    image_dir):
+  nb = _execute('vision', monkeypatch, tmp_path, image_dir=str(image_dir))
   assert _pngs(_cell(nb, 'confusion')) == 1
   predicted = _text(_cell(nb, 'predict'))
   assert 'equal to the run\'s confusion.json: True' in predicted, predicted
