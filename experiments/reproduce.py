@@ -108,7 +108,7 @@ def main() -> None:
                                 'figures mean nothing)' if RUNLOCAL.value else '') + '.']
   text = '\n'.join([f'# {module.TITLE}', '', *lines, '', *notes]) + '\n'
   atomic.write_text_atomic(workdir / 'results.md', text)
-  plots.save_figure(figure(plots.pyplot()), workdir / 'results.png')
+  plots.save_figure(figure(), workdir / 'results.png')
   print(text)
   failed = [f'{stage}/{run}' for stage, runs in statuses.items() for run, status in runs.items()
             if status.get('status') == 'failed']

@@ -1,1 +1,2 @@
-"""Using trained runs: loading a run folder, generating text, filling masks."""
+"""Using trained runs: loading a run folder, generating text, filling masks, classifying
+images."""

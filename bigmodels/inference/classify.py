@@ -17,7 +17,7 @@ import numpy as np
 from bigmodels.data import augment, images as images_lib
 from bigmodels.errors import UserError
 from bigmodels.tasks import get_task
-from bigmodels.train.init_from import _read, newest_checkpoint
+from bigmodels.train.init_from import newest_checkpoint, restore_state
 
 
 @dataclasses.dataclass
@@ -38,19 +38,10 @@ class ImageRun:
 
 def _restore_variables(state_dir: Path) -> dict[str, Any]:
   """{'params': ..., **model_state} of a saved train state, whatever topology saved it."""
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-
-  def restore(checkpointer):
-    tree = checkpointer.metadata(state_dir).item_metadata.tree
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          tree)
-    return checkpointer.restore(state_dir, target)
-
-  state = _read(state_dir, restore)
+  state = restore_state(state_dir)
   if 'params' not in state:
     raise UserError(f'the checkpoint {state_dir} holds no parameters: is it a training run?')
-  variables = {'params': state['params'], **(state.get('model_state') or {})}
-  return jax.tree.map(np.asarray, variables)
+  return {'params': state['params'], **(state.get('model_state') or {})}
 
 
 def load_image_run(workdir: str | Path) -> ImageRun:

@@ -159,8 +159,7 @@ def plot_metric_vs_axes(rows: list[dict[str, Any]], axes: Sequence[str], metric:
   groups = [g for g in group_over_seeds(rows, axes) if f'{metric}_mean' in g]
   if not groups:
     return None
-  plt = plots.pyplot()
-  fig, axs = plt.subplots(1, len(swept), figsize=(5.5 * len(swept), 3.8), squeeze=False)
+  fig, axs = plots.new_figure(1, len(swept), figsize=(5.5 * len(swept), 3.8), squeeze=False)
   for ax, key in zip(axs[0], swept):
     others = [a for a in swept if a != key]
     lines: dict[tuple, list[dict[str, Any]]] = {}

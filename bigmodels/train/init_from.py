@@ -51,7 +51,7 @@ def _read(state_dir: Path, what):
   except Exception as e:  # Orbax raises many types for damaged or foreign folders.
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     raise UserError(f'cannot read the checkpoint {state_dir} ({reason}): choose another '
-                    'init_from') from None
+                    'run folder') from None
   finally:
     checkpointer.close()
 
@@ -62,8 +62,9 @@ def _params_of(state_dir: Path, tree: Any) -> Any:
   return tree['params']
 
 
-def restore_params(state_dir: Path) -> Any:
-  """The saved parameter tree of a checkpoint, as host arrays, whatever topology saved it."""
+def restore_state(state_dir: Path) -> dict[str, Any]:
+  """The whole saved train-state tree of a checkpoint (params, model_state, optimizer state,
+  step) as host arrays, whatever topology saved it."""
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
   def restore(checkpointer):
@@ -72,7 +73,12 @@ def restore_params(state_dir: Path) -> Any:
                           tree)
     return checkpointer.restore(state_dir, target)
 
-  return jax.tree.map(np.asarray, _params_of(state_dir, _read(state_dir, restore)))
+  return jax.tree.map(np.asarray, _read(state_dir, restore))
+
+
+def restore_params(state_dir: Path) -> Any:
+  """The saved parameter tree of a checkpoint, as host arrays, whatever topology saved it."""
+  return _params_of(state_dir, restore_state(state_dir))
 
 
 def load_source_params(state_dir: Path) -> dict[str, np.ndarray]:

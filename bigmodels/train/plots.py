@@ -19,19 +19,19 @@ NOT_PLOTTED = {'step', 'split', 'perplexity', 'grad_norm', 'param_norm', 'update
                'learning_rate', 'steps_per_s', 'tokens_per_s', 'examples_per_s'}
 
 
-def pyplot():
-  """matplotlib.pyplot on the Agg backend (no display needed)."""
-  import matplotlib  # Imported lazily: only process 0 draws.
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-  return plt
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.0, 4.0),
+               squeeze: bool = True):
+  """(figure, axes) drawn without pyplot: no GUI backend is chosen, so plotting from a
+  Jupyter kernel leaves its inline figures alone, and no global figure state is kept."""
+  from matplotlib.figure import Figure  # Imported lazily: only process 0 draws.
+  fig = Figure(figsize=figsize)
+  return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
 
 
 def save_figure(fig, output: Path) -> Path:
   """Renders `fig` as a PNG in memory, closes it and moves the file into place atomically."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=100)
-  pyplot().close(fig)
   atomic.write_bytes_atomic(output, buffer.getvalue())
   return output
 
@@ -41,11 +41,10 @@ def plot_curves(metrics_path: Path, output: Path) -> Path:
 
   Per-class metrics (names holding '/') and throughput/health statistics are left out.
   """
-  plt = pyplot()
   rows = _read_rows(metrics_path)
   names = sorted({k for r in rows for k in r if '/' not in k} - NOT_PLOTTED,
                  key=lambda k: (k != 'loss', k))
-  fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+  fig, axes = new_figure(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
   for ax, name in zip(axes[0], names):
     for split in ('train', 'eval', 'test'):
       points = [(r['step'], r[name]) for r in rows
@@ -72,9 +71,8 @@ def plot_runs(runs: dict[str, Path], metrics: Sequence[str], output: Path,
   """Several runs overlaid, one panel per metric: held-out evaluations as lines with markers,
   training as thin dashed lines in the same colour; `runs` maps a legend label to a
   metrics.jsonl path."""
-  plt = pyplot()
   table = {label: _read_rows(path) for label, path in runs.items()}
-  fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+  fig, axes = new_figure(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
   for ax, name in zip(axes[0], metrics):
     for i, (label, rows) in enumerate(table.items()):
       colour = f'C{i}'
@@ -98,11 +96,10 @@ def plot_runs(runs: dict[str, Path], metrics: Sequence[str], output: Path,
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], output: Path,
                    title: str = '') -> Path:
   """A confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
-  plt = pyplot()
   matrix = np.asarray(matrix)
   n = len(class_names)
   size = max(5.0, 0.6 * n + 2)
-  fig, ax = plt.subplots(figsize=(size + 1, size))
+  fig, ax = new_figure(figsize=(size + 1, size))
   image = ax.imshow(matrix, cmap='Blues')
   fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
   ax.set_xticks(range(n), class_names, rotation=45, ha='right')

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bigmodels.train import plots
 from experiments.reproductions import common
 from experiments.reproductions.pretrain_finetune import Strategy, stages as pipeline, summary
 
@@ -55,9 +56,9 @@ def report(workdir: Path, results: dict[str, dict[str, dict[str, Any]]], args: d
        'NER feature-based (published)', 'ours: WordNet accuracy %', 'ours: macro-F1 %',
        'ours: pre-train MLM acc. % (own corruption)', 'wall time'], rows)
 
-  def figure(plt):
+  def figure():
     import numpy as np
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plots.new_figure(figsize=(9, 4))
     x = np.arange(len(points))
     means = [np.mean(o['accuracy']) * 100 if o['accuracy'] else np.nan for _, o in points]
     stds = [np.std(o['accuracy'], ddof=1) * 100 if len(o['accuracy']) > 1 else 0

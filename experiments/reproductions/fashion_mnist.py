@@ -8,6 +8,7 @@ from typing import Any
 
 from bigmodels.sweeps.reproduce import Stage, StageRun
 from configs import fashion_mnist
+from bigmodels.train import plots
 from experiments.reproductions import common
 
 TITLE = 'fashion_mnist: test accuracy, ours vs published'
@@ -50,10 +51,10 @@ def report(workdir: Path, results: dict[str, dict[str, dict[str, Any]]], args: d
   lines = common.markdown_table(['Model', 'Published row', 'Published', 'Ours', 'Δ', 'Epochs',
                                  'Wall time', 'Device', 'Command'], table)
 
-  def figure(plt):
+  def figure():
     import numpy as np
     x = np.arange(len(bars))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(bars)), 4))
+    fig, ax = plots.new_figure(figsize=(max(6, 1.3 * len(bars)), 4))
     ax.bar(x - 0.2, [b[1] for b in bars], 0.4, label='published')
     drawn = ax.bar(x + 0.2, [b[2] or 0.0 for b in bars], 0.4, label='ours')
     for bar, (_, _, ours, partial) in zip(drawn, bars):

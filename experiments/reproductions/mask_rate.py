@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bigmodels.train import plots
 from experiments.reproductions import common
 from experiments.reproductions.pretrain_finetune import Strategy, stages as pipeline, summary
 
@@ -55,9 +56,9 @@ def report(workdir: Path, results: dict[str, dict[str, dict[str, Any]]], args: d
        'ours: macro-F1 %', 'ours: MLM loss @15% masked', 'ours: pre-train MLM acc. %',
        'wall time'], rows)
 
-  def figure(plt):
+  def figure():
     import numpy as np
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (left, right) = plots.new_figure(1, 2, figsize=(12, 4))
     for mix, marker in (('100/0/0', 'o'), ('80/10/10', 's')):
       chosen = [(s, o) for s, o in points if s.mix() == mix and o['accuracy']]
       if chosen:
