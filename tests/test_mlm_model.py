@@ -96,7 +96,7 @@ def test_params_carry_logical_axis_names():
 def test_presets_are_the_standard_bert_sizes():
   assert {k: (v['num_layers'], v['hidden_size']) for k, v in bert.PRESETS.items()} == {
       'tiny': (2, 128), 'mini': (4, 256), 'small': (4, 512), 'medium': (8, 512),
-      'base': (12, 768)}
+      'base': (12, 768), 'large': (24, 1024)}
 
 
 def test_analytic_flops_match_a_hand_count_and_xla():
