@@ -159,7 +159,8 @@ def main() -> None:
         bad += 1
         continue
       Path(dst, path).write_text(text.replace(old, new))
-      result = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-x', '-n', '0',
+      result = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-x',
+                               '-n', '0',
                                *tests], cwd=dst, capture_output=True, text=True)
     why = [l for l in result.stdout.splitlines() if l.startswith(('E ', 'FAILED'))][:2]
     caught = result.returncode not in (0, 4, 5)  # 4/5: bad arguments / no test collected
