@@ -198,3 +198,22 @@ def test_a_sweep_on_a_real_slurm_cluster_collects_the_table_of_a_local_sweep(
   subprocess.run(_sweep(config, local, '--parallel=2', *shared), cwd=ROOT, check=True,
                  capture_output=True, timeout=300)
   assert _comparable(on_slurm / 'results.csv') == _comparable(local / 'results.csv')
+
+
+def test_a_slurm_run_with_two_tasks_trains_as_one_two_process_job(tmp_path, corpus_dir,
+                                                                  slurm_env):
+  config = tmp_path / 'one_run.py'
+  config.write_text(SWEEP_FILE.replace(
+      "sweeps.product(sweeps.axis('data.mask_rate', [0.15, 0.3]),\n"
+      "                        sweeps.axis('seed', [0, 1]))", "sweeps.axis('seed', [0])")
+      .replace('EXTRA', '[]'))
+  env = {**os.environ, **slurm_env}
+  workdir = tmp_path / 'multi'
+  result = subprocess.run(
+      _sweep(config, workdir, '--launcher=slurm', '--tasks_per_node=2', '--time_minutes=10',
+             *cli_overrides(tiny_overrides(corpus_dir))),
+      cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+  log = (workdir / 'seed=0' / 'train.log').read_text()
+  assert '--distributed' in log and 'in 2 process(es)' in log
+  assert rows(workdir / 'seed=0', 'eval')[-1]['step'] == 6
