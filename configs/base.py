@@ -96,7 +96,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 # Keys of the Transformer `model` block of the text configs.
 TRANSFORMER_HELP = {
-    'model.size': 'size preset: tiny, mini, small, medium or base (L2/H128 ... L12/H768)',
+    'model.size': 'size preset: tiny, mini, small, medium, base or large (L2/H128 ... L24/H1024)',
     'model.vocab_size': 'tokenizer and embedding size (a corpus too small to fill it lowers '
                         'it; config.json records the size used)',
     'model.max_len': 'longest sequence the position table holds',

@@ -18,33 +18,11 @@ from configs import base
 
 
 HELP = {
-    'model.size': 'BERT size preset: tiny, mini, small, medium or base (L2/H128 ... L12/H768)',
-    'model.vocab_size': 'tokenizer and embedding size (a corpus too small to fill it lowers '
-                        'it; config.json records the size used)',
-    'model.max_len': 'longest sequence the position table holds',
-    'model.num_layers': 'encoder layers (0 = from the size preset)',
-    'model.hidden_size': 'hidden width (0 = from the size preset)',
-    'model.num_heads': 'attention heads (0 = from the size preset)',
-    'model.mlp_dim': 'feed-forward width (0 = 4 x hidden_size)',
-    'model.dropout_rate': 'dropout after embeddings, attention and MLP blocks',
-    'model.pre_ln': 'True: pre-LayerNorm blocks; False: the original post-LN BERT',
-    'model.remat': 'recompute each layer in the backward pass (less memory, more compute)',
-    'model.dtype': 'compute dtype of activations: float32 or bfloat16',
-    'model.param_dtype': 'dtype the parameters are stored and updated in',
-    'model.attention_impl': "'' lets JAX choose; 'cudnn' or 'xla' forces an implementation",
-    'data.corpus_dir': "folder of .txt/.md/.rst documents; '' = the Python docs (python3-doc)",
-    'data.tfds_name': 'TFDS catalog text dataset instead (needs TensorFlow and internet)',
-    'data.tfds_train_split': 'TFDS split to train on',
-    'data.tfds_eval_split': 'TFDS split to evaluate on',
-    'data.text_key': 'TFDS feature holding the text',
-    'data.max_documents': 'use only the first N documents; 0 = all',
-    'data.heldout_percent': 'share of local documents held out for evaluation (by path hash)',
-    'data.seq_len': 'tokens per packed row',
+    **{k: v for k, v in base.TRANSFORMER_HELP.items() if k != 'model.tied_embedding'},
+    **base.TEXT_DATA_HELP,
     'data.mask_rate': 'share of (non-special) tokens chosen for prediction',
     'data.mask_token_prob': 'of the chosen tokens, the share replaced by [MASK]',
     'data.random_token_prob': 'of the chosen tokens, the share replaced by a random token',
-    'data.num_threads': 'input pipeline worker threads',
-    'data.prefetch': 'batches prepared ahead of the device',
 }
 
 
@@ -72,13 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dropout_rate=0.0, pre_ln=True, remat=False,
       dtype='float32', param_dtype='float32', attention_impl=''))
 
-  config.data = ml_collections.ConfigDict(dict(
-      corpus_dir='',  # '' = the Python docs from Debian's python3-doc.
-      tfds_name='', tfds_train_split='train', tfds_eval_split='test', text_key='text',
-      max_documents=0,  # 0 = all documents.
-      heldout_percent=5.0,
-      seq_len=128, mask_rate=0.15, mask_token_prob=0.8, random_token_prob=0.1,
-      num_threads=2, prefetch=4))
+  config.data = base.text_data(mask_rate=0.15, mask_token_prob=0.8, random_token_prob=0.1)
   if args['runlocal'] == '1':
     base.make_smoke_run(config)
   return config
