@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 from bigmodels.data import augment, images as images_lib
 from bigmodels.errors import UserError
 from bigmodels.tasks import get_task
+from bigmodels.inference.run import read_run_config
 from bigmodels.train.init_from import newest_checkpoint, restore_state
 
 
@@ -48,11 +48,7 @@ def load_image_run(workdir: str | Path) -> ImageRun:
   """Loads the newest checkpoint of a classification run and prepares its data (from the
   cache when it was prepared before); UserError if the folder is not such a run."""
   workdir = Path(workdir)
-  config_path = workdir / 'config.json'
-  if not config_path.is_file():
-    raise UserError(f'{str(workdir)!r} is not a run folder (no config.json): pass the '
-                    'workdir of an image-classification run')
-  config = ml_collections.ConfigDict(json.loads(config_path.read_text(encoding='utf-8')))
+  config = read_run_config(workdir, 'image-classification')
   if config.task != 'classification':
     raise UserError(f'{str(workdir)!r} is a {config.task!r} run, not an image-classification '
                     'one')

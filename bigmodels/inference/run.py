@@ -39,14 +39,20 @@ def _tokenizer(workdir: Path, config: Any) -> tokenizer_lib.Tokenizer:
   return text.corpus_tokenizer(config.data, vocab)
 
 
-def load_run(workdir: str | Path) -> LoadedRun:
-  """Loads the newest checkpoint of a text run; UserError if the folder is not one."""
-  workdir = Path(workdir)
+def read_run_config(workdir: Path, kind: str = 'training') -> ml_collections.ConfigDict:
+  """The config a run folder was trained with (its config.json); UserError if the folder is
+  not a run. `kind` names the run the caller expects, for the message."""
   config_path = workdir / 'config.json'
   if not config_path.is_file():
     raise UserError(f'{str(workdir)!r} is not a run folder (no config.json): pass the '
-                    '--workdir of a training run')
-  config = ml_collections.ConfigDict(json.loads(config_path.read_text(encoding='utf-8')))
+                    f'--workdir of a {kind} run')
+  return ml_collections.ConfigDict(json.loads(config_path.read_text(encoding='utf-8')))
+
+
+def load_run(workdir: str | Path) -> LoadedRun:
+  """Loads the newest checkpoint of a text run; UserError if the folder is not one."""
+  workdir = Path(workdir)
+  config = read_run_config(workdir)
   task = get_task(config)
   state_dir = newest_checkpoint(workdir)
   params = restore_params(state_dir)

@@ -10,13 +10,12 @@ on. The reproduction then turns the runs' metrics into its side-by-side table an
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bigmodels.sweeps import aggregate, local, spec
-from bigmodels.sweeps.runs import Run, is_finished
+from bigmodels.sweeps import aggregate, local
+from bigmodels.sweeps.runs import Run, command, is_finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +42,9 @@ def to_runs(stage: Stage, workdir: Path, repo_root: Path, shared: Sequence[str])
   out = []
   for item in stage.runs:
     rundir = (workdir / stage.name / item.name).resolve()
-    command = (sys.executable, '-m', stage.module, f'--config={item.config}',
-               f'--workdir={rundir}', *shared,
-               *[f'--config.{k}={spec.format_value(v)}' for k, v in item.overrides.items()])
-    out.append(Run(item.name, dict(item.overrides), rundir, command, repo_root.resolve()))
+    out.append(Run(item.name, dict(item.overrides), rundir,
+                   command(stage.module, item.config, rundir, shared, item.overrides),
+                   repo_root.resolve()))
   return out
 
 

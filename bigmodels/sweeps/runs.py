@@ -14,11 +14,14 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bigmodels import atomic
+from bigmodels.sweeps.spec import format_value
 
 STATUS_FILE = 'sweep_status.json'
 LOG_FILE = 'train.log'
@@ -38,6 +41,14 @@ class Run:
   def shell_command(self) -> str:
     """The command as one line for any shell or scheduler."""
     return shlex.join(self.command)
+
+
+def command(module: str, config: str, workdir: Path, shared: Sequence[str],
+            overrides: dict[str, Any], extra_flags: Sequence[str] = ()) -> tuple[str, ...]:
+  """`python -m MODULE --config=CONFIG --workdir=DIR`, the shared --config.KEY=VALUE flags,
+  then the run's own overrides (which win) and any extra flags."""
+  return (sys.executable, '-m', module, f'--config={config}', f'--workdir={workdir}', *shared,
+          *[f'--config.{k}={format_value(v)}' for k, v in overrides.items()], *extra_flags)
 
 
 def read_status(workdir: Path) -> dict[str, Any]:

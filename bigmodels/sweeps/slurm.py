@@ -85,10 +85,13 @@ def queued_job_ids() -> set[str]:
   return {line.strip() for line in out.splitlines() if line.strip()}
 
 
-def statuses(runs: Sequence[Run], jobs: dict[str, str]) -> dict[str, dict[str, Any]]:
+def statuses(runs: Sequence[Run], jobs: dict[str, str], queued: set[str] | None = None
+             ) -> dict[str, dict[str, Any]]:
   """Each run's status from its folder; a run whose job left the queue without recording an
-  end is 'lost' (killed by the scheduler before it could write; see its Slurm log)."""
-  queued = queued_job_ids() if jobs else set()
+  end is 'lost' (killed by the scheduler before it could write; see its Slurm log).
+  `queued` is the queue as `queued_job_ids()` gives it (asked here when not given)."""
+  if queued is None:
+    queued = queued_job_ids() if jobs else set()
   out = {}
   for run in runs:
     status = read_status(run.workdir)
@@ -108,7 +111,8 @@ def wait(runs: Sequence[Run], jobs: dict[str, str], log: Callable[[str], None] =
   progress = Progress(len(runs), max(len(runs), 1), log)
   reported: set[str] = set()
   while True:
-    current = statuses(runs, jobs)
+    queued = queued_job_ids()
+    current = statuses(runs, jobs, queued)
     counts = {s: sum(v['status'] == s for v in current.values())
               for s in ('done', 'failed', 'interrupted', 'running', 'lost')}
     progress.done, progress.failed, progress.running = (
@@ -122,7 +126,7 @@ def wait(runs: Sequence[Run], jobs: dict[str, str], log: Callable[[str], None] =
         if status['status'] == 'done' and status.get('wall_s'):
           progress.walls.append(status['wall_s'])
         progress.show()
-    if not any(jobs[r.name] in queued_job_ids() for r in runs if r.name in jobs):
-      return statuses(runs, jobs)
+    if not any(jobs[r.name] in queued for r in runs if r.name in jobs):
+      return current
     progress.show(force=False)
     time.sleep(POLL_S)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from bigmodels import atomic
 from bigmodels.errors import UserError
 from bigmodels.sweeps import spec
-from bigmodels.sweeps.runs import Run
+from bigmodels.sweeps.runs import Run, command
 
 RECORD = 'sweep.json'
 
@@ -53,11 +52,9 @@ def build_runs(workdir: Path, config_spec: str, shared: Sequence[str],
   out = []
   for name, overrides in zip(spec.run_names(list(runs)), runs):
     rundir = (workdir / name).resolve()
-    command = (sys.executable, '-m', 'experiments.main', f'--config={config}',
-               f'--workdir={rundir}', *shared,
-               *[f'--config.{k}={spec.format_value(v)}' for k, v in overrides.items()],
-               *extra_flags)
-    out.append(Run(name, dict(overrides), rundir, command, repo_root.resolve()))
+    out.append(Run(name, dict(overrides), rundir,
+                   command('experiments.main', config, rundir, shared, overrides, extra_flags),
+                   repo_root.resolve()))
   return out
 
 

@@ -18,8 +18,8 @@ from bigmodels.train import init_from, loop, reporting
 
 def evaluate_checkpoint(config: Any, source: str | Path, workdir: str | Path | None = None,
                         log=print) -> dict[str, float]:
-  """Loads every parameter of `source`'s newest checkpoint into the config's model (shapes
-  must match), runs the config's held-out evaluation and returns its metrics; with `workdir`,
+  """Loads every parameter of `source`'s newest checkpoint into the config's model (a
+  missing or mismatched parameter is a UserError), runs the config's held-out evaluation and returns its metrics; with `workdir`,
   also writes WORKDIR/metrics.jsonl (one eval row at the checkpoint's step) and
   WORKDIR/config.json."""
   started = time.perf_counter()
@@ -28,7 +28,6 @@ def evaluate_checkpoint(config: Any, source: str | Path, workdir: str | Path | N
   state_dir = init_from.newest_checkpoint(source)
   data = loop.prepare_task_data(task)
   setup = loop.build(config, task)
-  init_from.check(setup.abstract_state.params, source, ())
   state = setup.init_state()
   with setup.mesh:
     params = init_from.initialize_from(state.params, source, (), log=lambda _: None)
