@@ -32,13 +32,13 @@ def newest_checkpoint(source: str | Path) -> Path:
   source = Path(source)
   folder = source / 'checkpoints'
   if not folder.is_dir():
-    raise UserError(f'init_from={str(source)!r} is not a run folder (no checkpoints/ in it): '
-                    'point it at the --workdir of a finished or stopped run')
+    raise UserError(f'{str(source)!r} is not a run folder (no checkpoints/ in it): point '
+                    'at the --workdir of a finished or stopped run')
   steps = sorted(int(p.name) for p in folder.iterdir()
                  if p.name.isdigit() and (p / 'state').is_dir())
   if not steps:
-    raise UserError(f'init_from={str(source)!r} has no complete checkpoint: train that run '
-                    'first, or choose another folder')
+    raise UserError(f'{str(source)!r} has no complete checkpoint: train that run first, or '
+                    'choose another folder')
   return (folder / str(steps[-1]) / 'state').absolute()
 
 
