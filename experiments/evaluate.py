@@ -6,8 +6,7 @@ as RUN (every parameter is loaded; a mismatch is a one-line error). Prints the h
 metrics; with --workdir also writes OUT/metrics.jsonl (one eval row) and OUT/config.json.
 
   python -m experiments.evaluate --config=configs/mlm.py --config.init_from=runs/mlm \
-      --config.data.mask_rate=0.15 --config.data.mask_token_prob=1.0 \
-      --config.data.random_token_prob=0.0
+      --config.data.eval_mask_rate=0.3   # held-out rows with 30% of the tokens [MASK]ed
 """
 
 from __future__ import annotations

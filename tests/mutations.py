@@ -134,11 +134,11 @@ MUTATIONS = [
   ['tests/test_text_data.py::test_processes_preparing_a_fresh_cache_at_once_build_it_once']),
  ('fine-tuning ignores the pre-trained run', 'experiments/reproductions/pretrain_finetune.py',
   "'init_from': source[s.name], 'seed': seed})", "'seed': seed})",
-  ['tests/test_reproduce.py::test_mask_rate_pipeline_pretrains_fine_tunes_and_evaluates_at_15']),
- ('evaluation at the pre-training masking rate', 'experiments/reproductions/pretrain_finetune.py',
-  "            'init_from': source[s.name], 'data.mask_rate': 0.15,",
-  "            'init_from': source[s.name], 'data.mask_rate': s.rate,",
-  ['tests/test_reproduce.py::test_mask_rate_pipeline_pretrains_fine_tunes_and_evaluates_at_15']),
+  ['tests/test_reproduce.py::test_mask_rate_pipeline_pretrains_and_fine_tunes_and_reports_the_15_percent_loss']),
+ ('held-out rows take the training corruption', 'bigmodels/tasks/mlm.py',
+  "                               self.mask_for_eval, pad_row)",
+  "                               self.mask, pad_row)",
+  ['tests/test_train.py::test_held_out_rows_are_15_percent_mask_only_whatever_the_training_recipe']),
 ]
 
 

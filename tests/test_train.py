@@ -193,6 +193,26 @@ def test_bfloat16_runs_through_the_loop(tiny_config, tmp_path, param_dtype):
   assert len(dense) >= 7 and set(dense.values()) == {jnp.dtype('bfloat16')}, outputs
 
 
+def test_held_out_rows_are_15_percent_mask_only_whatever_the_training_recipe(tiny_config):
+  """Runs with different masking recipes are compared on the same held-out corruption."""
+  from bigmodels.data.tokenizer import MASK_ID
+  tiny_config.data.mask_rate, tiny_config.data.mask_token_prob = 0.5, 0.0  # train: 50% same
+  tiny_config.data.random_token_prob = 0.0
+  data = get_task(tiny_config).prepare_data(0, 1)
+  train = next(iter(data.train))
+  chosen = train['masked_weights'] > 0
+  train_inputs = np.take_along_axis(train['input_ids'], train['masked_positions'], axis=1)
+  assert (train_inputs[chosen] == train['masked_ids'][chosen]).all()  # left unchanged
+  for batch in data.eval:
+    real = batch['masked_weights'] > 0
+    inputs = np.take_along_axis(batch['input_ids'], batch['masked_positions'], axis=1)
+    assert (inputs[real] == MASK_ID).all()
+    maskable = (batch['segment_ids'] > 0).sum(axis=1)
+    rows = maskable > 20
+    share = real.sum(axis=1)[rows] / maskable[rows]
+    assert 0.1 < share.mean() < 0.2, share
+
+
 def test_eval_counts_every_row_once_and_padding_weighs_nothing(tiny_config):
   tiny_config.data.heldout_percent = 30.0
   task = get_task(tiny_config)

@@ -28,8 +28,9 @@ class MaskedLMTask(TextTask):
   def check_config(self) -> None:
     super().check_config()
     c = self.config
-    if not 0.0 < c.data.mask_rate < 1.0:
-      raise UserError(f'data.mask_rate={c.data.mask_rate} must be in (0, 1), e.g. 0.15')
+    for key in ('mask_rate', 'eval_mask_rate'):
+      if not 0.0 < c.data[key] < 1.0:
+        raise UserError(f'data.{key}={c.data[key]} must be in (0, 1), e.g. 0.15')
     mask, rnd = c.data.mask_token_prob, c.data.random_token_prob
     if not (0.0 <= mask <= 1.0 and 0.0 <= rnd <= 1.0 and mask + rnd <= 1.0 + 1e-9):
       raise UserError(f'data.mask_token_prob={mask} and data.random_token_prob={rnd} must be '
@@ -41,12 +42,22 @@ class MaskedLMTask(TextTask):
     return masking.num_predictions(self.config.data.seq_len, self.config.data.mask_rate)
 
   def mask(self, batch: Batch, rng: np.random.Generator) -> Batch:
-    """Applies dynamic masking to a batch of packed rows."""
+    """Applies the training corruption (dynamic masking) to a batch of packed rows."""
     d = self.config.data
+    return self._corrupt(batch, rng, d.mask_rate, d.mask_token_prob, d.random_token_prob)
+
+  def mask_for_eval(self, batch: Batch, rng: np.random.Generator) -> Batch:
+    """The held-out corruption, the same whatever the training recipe: `data.eval_mask_rate`
+    of the tokens, all replaced by [MASK] (no unchanged tokens to copy, no random ones)."""
+    return self._corrupt(batch, rng, self.config.data.eval_mask_rate, 1.0, 0.0)
+
+  def _corrupt(self, batch: Batch, rng: np.random.Generator, rate: float, mask_prob: float,
+               random_prob: float) -> Batch:
     masked = masking.mask_tokens(
-        batch['tokens'], rng, mask_rate=d.mask_rate, max_predictions=self.max_predictions,
+        batch['tokens'], rng, mask_rate=rate,
+        max_predictions=masking.num_predictions(self.config.data.seq_len, rate),
         mask_id=MASK_ID, vocab_size=self.config.model.vocab_size, num_special=NUM_SPECIAL,
-        mask_prob=d.mask_token_prob, random_prob=d.random_token_prob)
+        mask_prob=mask_prob, random_prob=random_prob)
     masked['segment_ids'] = batch['segment_ids']
     return masked
 
@@ -54,8 +65,8 @@ class MaskedLMTask(TextTask):
     self.check_config()
     data = self.prepare_rows()
     pad_row = {'tokens': PAD_ID, 'segment_ids': 0}
-    return self.text_task_data(data, process_index, process_count, self.mask, self.mask,
-                               pad_row)
+    return self.text_task_data(data, process_index, process_count, self.mask,
+                               self.mask_for_eval, pad_row)
 
   def build_model(self) -> nn.Module:
     self.check_config()
