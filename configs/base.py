@@ -12,6 +12,7 @@ BASE_HELP = {
     'seed': 'random seed of initialisation, data order, masking, augmentation and dropout',
     'total_steps': 'optimizer steps of the whole run (raising it on resume extends the run)',
     'batch_size': 'global batch size, over all devices and processes',
+    'grad_accum_steps': 'micro-batches per step: gradients summed, same update, less memory',
     'log_every': 'steps between progress lines and train rows in metrics.jsonl',
     'eval_every': 'steps between evaluations (there is always one at the end)',
     'eval_steps': 'eval batches per evaluation; 0 = the whole eval split',
@@ -64,6 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.seed = 0
   config.total_steps = 1000
   config.batch_size = 64  # Global, over all devices and processes.
+  # Each step's batch is split into this many micro-batches whose gradients are summed (the
+  # same update as the whole batch; BatchNorm statistics are per micro-batch).
+  config.grad_accum_steps = 1
   config.log_every = 50
   config.eval_every = 500
   config.eval_steps = 0  # Eval batches per evaluation; 0 = the whole eval split.

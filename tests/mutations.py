@@ -139,6 +139,9 @@ MUTATIONS = [
   "                               self.mask_for_eval, pad_row)",
   "                               self.mask, pad_row)",
   ['tests/test_train.py::test_held_out_rows_are_15_percent_mask_only_whatever_the_training_recipe']),
+ ('micro-batch gradients normalised by their count', 'bigmodels/train/steps.py',
+  "    total = jnp.maximum(sums['weight'], 1.0)\n", "    total = float(k)\n",
+  ['tests/test_train.py::test_gradient_accumulation_gives_the_whole_batch_update']),
 ]
 
 

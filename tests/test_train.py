@@ -311,3 +311,40 @@ def test_resuming_on_a_different_mesh_continues_the_same_run(corpus_dir, tmp_pat
   assert 'resuming from checkpoint at step 3' in moved['stdout']
   assert moved['shards']['params/encoder/layer_0/mlp/wi/kernel']['shard_shape'] == [8, 32]
   _assert_same_run(moved, one_device_run)
+
+
+def test_gradient_accumulation_gives_the_whole_batch_update(tiny_config):
+  """4 micro-batches of unequal loss weight: the same losses, metric sums and parameters as
+  the whole batch at once (fp32)."""
+  tiny_config.batch_size = 8
+  task = get_task(tiny_config)
+  data = task.prepare_data(0, 1)
+  train = iter(data.train)
+  batches = [next(train) for _ in range(3)]
+  for batch in batches:  # Micro-batch 0 is rows 0 and 4: halve its predictions.
+    batch['masked_weights'][0, 1::2] = 0.0
+  results = []
+  for accum in (1, 4):
+    tiny_config.grad_accum_steps = accum
+    setup = loop.build(tiny_config, task)
+    state = setup.init_state()
+    losses, sums = [], []
+    with setup.mesh:
+      for batch in batches:
+        state, metrics = setup.train_step(state, loop.to_global(batch, setup.batch_sharding))
+        losses.append(float(metrics['stats/train_loss']))
+        sums.append(float(metrics['sums/loss_sum']))
+    results.append((losses, sums, jax.device_get(state.params)))
+  (losses_1, sums_1, params_1), (losses_4, sums_4, params_4) = results
+  np.testing.assert_allclose(losses_4, losses_1, rtol=1e-5)
+  np.testing.assert_allclose(sums_4, sums_1, rtol=1e-5)
+  assert losses_1[0] != losses_1[-1]  # the parameters moved
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+               params_4, params_1)
+
+
+def test_gradient_accumulation_must_split_the_batch(tiny_config):
+  from bigmodels.errors import UserError
+  tiny_config.batch_size, tiny_config.grad_accum_steps = 8, 3
+  with pytest.raises(UserError, match='grad_accum_steps=3 micro-batches'):
+    loop.build(tiny_config)

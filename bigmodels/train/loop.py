@@ -59,6 +59,11 @@ def check_batch_layout(config: Any, mesh: jax.sharding.Mesh) -> None:
   if config.batch_size % shards:
     raise UserError(f'batch_size={config.batch_size} is not divisible by the {shards} batch '
                     f'shards of mesh {dict(mesh.shape)}: use a multiple of {shards}')
+  accum = config.get('grad_accum_steps', 1)
+  if accum < 1 or config.batch_size % (accum * shards):
+    raise UserError(f'batch_size={config.batch_size} must split into grad_accum_steps={accum} '
+                    f'micro-batches of a multiple of the {shards} batch shards: use a '
+                    f'multiple of {max(accum, 1) * shards}')
   if config.batch_size % jax.process_count():
     raise UserError(f'batch_size={config.batch_size} is not divisible by the '
                     f'{jax.process_count()} processes')
@@ -77,7 +82,9 @@ def build(config: Any, task: Task | None = None) -> Setup:
   batch_sharding = mesh_lib.batch_sharding(mesh, config.mesh)
   replicated = mesh_lib.replicated(mesh)
   train_step = jax.jit(make_train_step(task, model, tx, schedule, config.seed, rules,
-                                       skip_nonfinite=config.skip_nonfinite_steps > 0),
+                                       skip_nonfinite=config.skip_nonfinite_steps > 0,
+                                       grad_accum_steps=config.get('grad_accum_steps', 1),
+                                       batch_sharding=batch_sharding),
                        in_shardings=(shardings, batch_sharding),
                        out_shardings=(shardings, replicated), donate_argnums=0)
   eval_step = jax.jit(make_eval_step(task, model, rules),

@@ -24,7 +24,8 @@ GUARDED_STATS = ('stats/train_loss', 'stats/grad_norm', 'stats/update_norm',
 
 def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, seed: int, rules: Any,
-                    skip_nonfinite: bool = False
+                    skip_nonfinite: bool = False, grad_accum_steps: int = 1,
+                    batch_sharding: jax.sharding.Sharding | None = None
                     ) -> Callable[[TrainState, dict], tuple[TrainState, Metrics]]:
   """`(state, batch) -> (state, metrics)`: one optimizer step; dropout keyed by (seed, step).
 
@@ -35,20 +36,54 @@ def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformati
   update (an overflowing learning rate, low-precision parameters). With skip_nonfinite, such a
   step keeps the previous parameters, optimizer and model state (the step counter still
   advances, so the data moves on; the optimizer's own count, and so the schedule, does not).
+
+  With grad_accum_steps = k > 1 the batch is split into k micro-batches (rows i, i + k, ...,
+  so each stays spread over the batch shards), run one after another; their gradients and
+  losses are summed weighted by each micro-batch's loss weight (the task's `sums['weight']`,
+  the denominator of its loss), which gives the gradient of the whole batch's loss.
   """
   base_key = jax.random.key(seed)
 
-  def train_step(state: TrainState, batch: dict) -> tuple[TrainState, Metrics]:
-    rng = jax.random.fold_in(base_key, state.step)
-
+  def gradients(params, model_state, batch, rng):
     def loss_fn(params):
       with nn.logical_axis_rules(rules):
         loss, sums, new_model_state = task.loss_and_metrics(
-            model, {'params': params, **state.model_state}, batch, rng, train=True)
+            model, {'params': params, **model_state}, batch, rng, train=True)
       return loss, (sums, new_model_state)
+    (loss, (sums, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return loss, sums, {**model_state, **new_model_state}, grads
 
-    (loss, (sums, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
+  def accumulated_gradients(params, model_state, batch, rng):
+    k = grad_accum_steps
+    micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1),
+                         batch)
+
+    def one(carry, inputs):
+      index, micro_batch = inputs
+      if batch_sharding is not None:
+        micro_batch = jax.lax.with_sharding_constraint(micro_batch, batch_sharding)
+      weighted_loss, sums_total, model_state, grads_total = carry
+      loss, sums, model_state, grads = gradients(params, model_state, micro_batch,
+                                                 jax.random.fold_in(rng, index))
+      weight = sums['weight']
+      grads_total = jax.tree.map(lambda t, g: t + g * weight, grads_total, grads)
+      sums_total = jax.tree.map(jnp.add, sums_total, sums)
+      return (weighted_loss + loss * weight, sums_total, model_state, grads_total), None
+
+    sums_shape = jax.eval_shape(lambda: gradients(params, model_state, jax.tree.map(
+        lambda x: x[0], micro), rng)[1])
+    zeros = (jnp.zeros((), jnp.float32), jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                                      sums_shape),
+             model_state, jax.tree.map(jnp.zeros_like, params))
+    (weighted_loss, sums, model_state, grads), _ = jax.lax.scan(
+        one, zeros, (jnp.arange(k), micro))
+    total = jnp.maximum(sums['weight'], 1.0)
+    return weighted_loss / total, sums, model_state, jax.tree.map(lambda g: g / total, grads)
+
+  def train_step(state: TrainState, batch: dict) -> tuple[TrainState, Metrics]:
+    rng = jax.random.fold_in(base_key, state.step)
+    compute = gradients if grad_accum_steps == 1 else accumulated_gradients
+    loss, sums, new_model_state, grads = compute(state.params, state.model_state, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {f'sums/{k}': v for k, v in sums.items()}
@@ -60,7 +95,7 @@ def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformati
         'stats/train_loss': loss,
     })
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state={**state.model_state, **new_model_state})
+                              model_state=new_model_state)
     if skip_nonfinite:
       finite = jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED_STATS]))
       kept = state.replace(step=state.step + 1)
