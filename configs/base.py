@@ -94,7 +94,8 @@ def base_config() -> ml_collections.ConfigDict:
       axes=('data', 'fsdp', 'tensor'),
       shape=(-1, 1, 1),
       rules=(('batch', ('data', 'fsdp')), ('vocab', 'tensor'), ('embed', 'fsdp'),
-             ('mlp', 'tensor'), ('heads', 'tensor'), ('kv', None), ('length', None))))
+             ('mlp', 'tensor'), ('heads', 'tensor'), ('kv', None), ('length', None),
+             ('layers', None))))
   return config
 
 
@@ -110,7 +111,10 @@ TRANSFORMER_HELP = {
     'model.mlp_dim': 'feed-forward width (0 = 4 x hidden_size)',
     'model.dropout_rate': 'dropout after embeddings, attention and MLP blocks',
     'model.pre_ln': 'True: pre-LayerNorm blocks; False: post-LN (original BERT/Transformer)',
-    'model.remat': 'recompute each layer in the backward pass (less memory, more compute)',
+    'model.remat': "backward-pass recompute per layer: 'none', 'dots' (keep the projections' "
+                   "outputs) or 'full' (keep only the layer input): less memory, more compute",
+    'model.scan_layers': 'one nn.scan over the layers (compile time flat in depth; parameters '
+                         'under layers/ with a leading layer axis)',
     'model.tied_embedding': 'output layer shares the token embedding table',
     'model.dtype': 'compute dtype of activations: float32 or bfloat16',
     'model.param_dtype': 'dtype the parameters are stored and updated in',
@@ -137,7 +141,7 @@ def transformer_model(size: str, **overrides) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(dict(
       size=size, vocab_size=8192, max_len=512,
       num_layers=0, hidden_size=0, num_heads=0, mlp_dim=0,  # 0 = from the size preset.
-      dropout_rate=0.0, pre_ln=True, remat=False, tied_embedding=True,
+      dropout_rate=0.0, pre_ln=True, remat='none', scan_layers=False, tied_embedding=True,
       dtype='float32', param_dtype='float32', attention_impl=''), **overrides))
 
 

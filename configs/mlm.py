@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       size=args['size'], vocab_size=8192, max_len=512,
       # 0 = take the preset's value.
       num_layers=0, hidden_size=0, num_heads=0, mlp_dim=0,
-      dropout_rate=0.0, pre_ln=True, remat=False,
+      dropout_rate=0.0, pre_ln=True, remat='none', scan_layers=False,
       dtype='float32', param_dtype='float32', attention_impl=''))
 
   config.data = base.text_data(mask_rate=0.15, mask_token_prob=0.8, random_token_prob=0.1,

@@ -184,6 +184,8 @@ def test_sigkill_in_every_phase_loses_nothing(tmp_path):
     ({'optimizer.name': 'sgdd'}, "unknown optimizer.name='sgdd'"),
     ({'log_every': 0}, 'log_every=0 must be a positive'),
     ({'batch_size': -3}, 'batch_size=-3 must be a positive'),
+    ({'model.remat': 'some'}, "unknown model.remat='some': use none, dots, full"),
+    ({'data.eval_mask_rate': 0.0}, r'data.eval_mask_rate=0.0 must be in \(0, 1\)'),
 ])
 def test_impossible_values_are_user_errors_that_write_nothing(tiny_config, tmp_path,
                                                               overrides, message):

@@ -160,10 +160,11 @@ def test_remat_with_dropout_trains_to_the_same_losses(tiny_config, tmp_path):
   tiny_config.total_steps, tiny_config.log_every = 4, 1
   tiny_config.model.dropout_rate = 0.3
   plain = _train_losses(tiny_config, tmp_path / 'plain')
-  tiny_config.model.remat = True
-  remat = _train_losses(tiny_config, tmp_path / 'remat')
-  np.testing.assert_allclose(remat, plain, rtol=1e-6)
-  tiny_config.model.remat, tiny_config.model.dropout_rate = False, 0.0
+  for policy in ('dots', 'full'):
+    tiny_config.model.remat = policy
+    remat = _train_losses(tiny_config, tmp_path / policy)
+    np.testing.assert_allclose(remat, plain, rtol=1e-6, err_msg=policy)
+  tiny_config.model.remat, tiny_config.model.dropout_rate = 'none', 0.0
   no_dropout = _train_losses(tiny_config, tmp_path / 'no-dropout')
   assert not np.allclose(no_dropout, plain, rtol=1e-3)  # dropout really was on
 

@@ -56,7 +56,8 @@ class TransformerConfig:
   max_len: int = 512
   dropout_rate: float = 0.0
   pre_ln: bool = True
-  remat: bool = False
+  remat: str = 'none'  # A REMAT_POLICIES key.
+  scan_layers: bool = False
   tied_embedding: bool = True
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -71,10 +72,32 @@ class TransformerConfig:
         vocab_size=vocab_size or model.vocab_size, hidden_size=model.hidden_size,
         num_layers=model.num_layers, num_heads=model.num_heads, mlp_dim=model.mlp_dim,
         num_decoder_layers=model.get('num_decoder_layers', 0), max_len=model.max_len,
-        dropout_rate=model.dropout_rate, pre_ln=model.pre_ln, remat=model.remat,
+        dropout_rate=model.dropout_rate, pre_ln=model.pre_ln, remat=remat_policy(model.remat),
+        scan_layers=model.get('scan_layers', False),
         tied_embedding=model.get('tied_embedding', True), dtype=jnp.dtype(model.dtype),
         param_dtype=jnp.dtype(model.param_dtype),
         attention_impl=model.attention_impl or None, **overrides)
+
+
+# What a rematerialised layer keeps from its forward pass for the backward pass: 'none' (no
+# remat: keep everything), 'dots' (the matmul outputs that carry no batch dimension of their
+# own, i.e. the projections; attention scores and elementwise results are recomputed) or 'full'
+# (only the layer's input; everything else is recomputed).
+REMAT_POLICIES: dict[str, Any] = {
+    'none': None,
+    'dots': jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+    'full': jax.checkpoint_policies.nothing_saveable,
+}
+
+
+def remat_policy(value: Any) -> str:
+  """A `model.remat` value as a REMAT_POLICIES key (runs saved before the policies: True is
+  'full', False 'none'); ValueError for an unknown one."""
+  if isinstance(value, bool):
+    return 'full' if value else 'none'
+  if value not in REMAT_POLICIES:
+    raise ValueError(f'unknown model.remat={value!r}: use {", ".join(REMAT_POLICIES)}')
+  return value
 
 
 def resolve_size(model: Any) -> None:
@@ -244,8 +267,24 @@ class TransformerLayer(nn.Module):
     return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
 
 
+class _ScannedLayer(TransformerLayer):
+  """A TransformerLayer with nn.scan's (carry, output) signature."""
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array, deterministic: bool,
+               encoded: Array | None = None, cross_mask: Array | None = None
+               ) -> tuple[Array, None]:
+    return super().__call__(x, mask, deterministic, encoded, cross_mask), None
+
+
 class TransformerStack(nn.Module):
-  """`num_layers` TransformerLayers (optionally rematerialised), a final norm for pre-LN."""
+  """`num_layers` TransformerLayers, a final norm for pre-LN.
+
+  `config.remat` picks what each layer keeps for the backward pass (REMAT_POLICIES). With
+  `config.scan_layers` the layers are one `nn.scan` over a layer whose parameters (and decode
+  cache) have a leading 'layers' axis (parameters under `layers/...` instead of
+  `layer_0/...`): the program, so compile time, no longer grows with depth.
+  """
 
   config: TransformerConfig
   num_layers: int
@@ -256,13 +295,22 @@ class TransformerStack(nn.Module):
   def __call__(self, x: Array, mask: Array, deterministic: bool,
                encoded: Array | None = None, cross_mask: Array | None = None) -> Array:
     cfg = self.config
-    layer_cls = TransformerLayer
-    if cfg.remat:
+    layer_cls = _ScannedLayer if cfg.scan_layers else TransformerLayer
+    if cfg.remat != 'none':
       # Argument 0 is the module itself, so `deterministic` is static argument 3.
-      layer_cls = nn.remat(TransformerLayer, static_argnums=(3,))
-    for i in range(self.num_layers):
-      x = layer_cls(cfg, self.cross_attention, self.causal, name=f'layer_{i}')(
+      layer_cls = nn.remat(layer_cls, static_argnums=(3,), prevent_cse=not cfg.scan_layers,
+                           policy=REMAT_POLICIES[cfg.remat])
+    if cfg.scan_layers:
+      stack = nn.scan(layer_cls, variable_axes={'params': 0, 'cache': 0},
+                      split_rngs={'params': True, 'dropout': True},
+                      in_axes=(nn.broadcast,) * 4, length=self.num_layers,
+                      metadata_params={nn.PARTITION_NAME: 'layers'})
+      x, _ = stack(cfg, self.cross_attention, self.causal, name='layers')(
           x, mask, deterministic, encoded, cross_mask)
+    else:
+      for i in range(self.num_layers):
+        x = layer_cls(cfg, self.cross_attention, self.causal, name=f'layer_{i}')(
+            x, mask, deterministic, encoded, cross_mask)
     if cfg.pre_ln:
       x = layer_norm('final_norm', cfg.dtype, cfg.param_dtype)(x)
     return x

@@ -62,6 +62,11 @@ class TextTask(Task):
       raise UserError(f'model.vocab_size={c.model.vocab_size} is too small: use at least 100')
     if not 0.0 <= c.model.get('dropout_rate', 0.0) < 1.0:
       raise UserError(f'model.dropout_rate={c.model.dropout_rate} must be in [0, 1)')
+    if 'remat' in c.model:
+      try:
+        transformer.remat_policy(c.model.remat)
+      except ValueError as e:
+        raise UserError(str(e)) from None
 
   def extra_vocab(self) -> int:
     """Ids the model needs beyond the tokenizer's (e.g. T5 sentinels)."""
