@@ -87,15 +87,23 @@ def base_config() -> ml_collections.ConfigDict:
       end_lr_fraction=0.0, b1=0.9, b2=0.999, eps=1e-6, weight_decay=0.01,
       grad_clip_norm=1.0))
 
-  # Data parallel by default: the batch is split over every device. Parameters carry logical
-  # axis names; these rules map them onto mesh axes (FSDP: set fsdp > 1; tensor parallel:
-  # tensor > 1), with no model change.
+  # Data parallel by default: the batch is split over every device; FSDP: set fsdp > 1;
+  # tensor parallel: tensor > 1; no model change for any of them.
+  # Rules map logical axis names onto mesh axes. Weights and activations have their own
+  # names (as in MaxText): 'vocab', 'embed', 'mlp', 'heads', 'kv' and 'layers' (the stacked
+  # axis of scanned layers) name weight dimensions; 'activation_*' name activation dimensions
+  # and 'activation_batch' the batch of the inputs. Order is priority: for each array, flax
+  # walks the rules top to bottom and gives a dimension the rule's mesh axes if that dimension
+  # has none yet and no other dimension of the array already took them; a name can have several
+  # rules (fallbacks). Dimensions left without mesh axes, or whose size the mesh axes do not
+  # divide, are not split.
   config.mesh = ml_collections.ConfigDict(dict(
       axes=('data', 'fsdp', 'tensor'),
       shape=(-1, 1, 1),
-      rules=(('batch', ('data', 'fsdp')), ('vocab', 'tensor'), ('embed', 'fsdp'),
-             ('mlp', 'tensor'), ('heads', 'tensor'), ('kv', None), ('length', None),
-             ('layers', None))))
+      rules=(('activation_batch', ('data', 'fsdp')), ('activation_length', None),
+             ('activation_embed', None), ('activation_mlp', 'tensor'),
+             ('vocab', 'tensor'), ('embed', 'fsdp'), ('mlp', 'tensor'), ('heads', 'tensor'),
+             ('kv', None), ('layers', None))))
   return config
 
 

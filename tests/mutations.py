@@ -142,6 +142,12 @@ MUTATIONS = [
  ('micro-batch gradients normalised by their count', 'bigmodels/train/steps.py',
   "    total = jnp.maximum(sums['weight'], 1.0)\n", "    total = float(k)\n",
   ['tests/test_train.py::test_gradient_accumulation_gives_the_whole_batch_update']),
+ ('convolution kernels not sharded', 'bigmodels/models/vision_layers.py',
+  "kernel_init=_names(_KERNEL_INIT, None, None, 'embed', 'mlp'),", "kernel_init=_KERNEL_INIT,",
+  ['tests/test_vision.py::test_vision_models_on_eight_devices_match_one_device_and_really_shard']),
+ ('undivisible dimensions split anyway', 'bigmodels/train/mesh.py',
+  "    spec.append(axes if size % shards == 0 else None)", "    spec.append(axes)",
+  ['tests/test_vision.py::test_vision_models_on_eight_devices_match_one_device_and_really_shard']),
 ]
 
 

@@ -2,6 +2,7 @@
 
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -66,7 +67,7 @@ def _bert_params():
 def _classifier_params(name):
   model = classifiers.build_classifier(name, 10, width=4, depth=10 if name == 'wrn' else 0)
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 12, 12, 1))))
-  return variables['params']
+  return nn.unbox(variables['params'])
 
 
 @pytest.mark.parametrize('family', ['bert', 'cnn', 'cnn_bn', 'mlp', 'resnet18', 'wrn'])

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from bigmodels.models.vision_layers import batch_norm, conv, dense
+
 
 def max_pool_2x2(x: jax.Array) -> jax.Array:
   """2x2 max-pooling with stride 2 over [N, H, W, C], written as a reshape and a max.
@@ -42,20 +44,18 @@ class SmallCNN(nn.Module):
     """Logits [N, num_classes] from images [N, H, W, C]; `train` enables dropout and batch
     statistics."""
     x = images.astype(self.dtype)
-    norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                                dtype=self.dtype)
+    norm = lambda: batch_norm(train, self.dtype)
     for features in self.features:
-      x = nn.Conv(features, (self.kernel_size, self.kernel_size), use_bias=not self.batch_norm,
-                  dtype=self.dtype)(x)
+      x = conv(features, self.kernel_size, use_bias=not self.batch_norm, dtype=self.dtype)(x)
       if self.batch_norm:
         x = norm()(x)
       x = nn.relu(x)
       x = max_pool_2x2(x)
     x = x.reshape(x.shape[0], -1)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    x = nn.Dense(self.dense_features, use_bias=not self.batch_norm, dtype=self.dtype)(x)
+    x = dense(self.dense_features, use_bias=not self.batch_norm, dtype=self.dtype)(x)
     if self.batch_norm:
       x = norm()(x)
     x = nn.relu(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+    return dense(self.num_classes, dtype=self.dtype, logits=True)(x).astype(jnp.float32)

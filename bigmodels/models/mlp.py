@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from bigmodels.models.vision_layers import dense
+
 
 class MLP(nn.Module):
   """Flatten -> (dense -> ReLU -> dropout) per hidden layer -> classifier."""
@@ -22,6 +24,6 @@ class MLP(nn.Module):
     """Logits [N, num_classes] from inputs [N, ...]; `train` enables dropout."""
     x = inputs.reshape(inputs.shape[0], -1).astype(self.dtype)
     for features in self.hidden:
-      x = nn.relu(nn.Dense(features, dtype=self.dtype)(x))
+      x = nn.relu(dense(features, dtype=self.dtype)(x))
       x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+    return dense(self.num_classes, dtype=self.dtype, logits=True)(x).astype(jnp.float32)

@@ -13,10 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-def _norm(train: bool, dtype: Any, scale_init=nn.initializers.ones) -> nn.BatchNorm:
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                      scale_init=scale_init)
+from bigmodels.models.vision_layers import batch_norm, conv, dense
 
 
 class BasicBlock(nn.Module):
@@ -28,12 +25,12 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = lambda f, k, s: nn.Conv(f, (k, k), (s, s), use_bias=False, dtype=self.dtype)
-    y = nn.relu(_norm(train, self.dtype)(conv(self.features, 3, self.strides)(x)))
+    conv_ = lambda f, k, s: conv(f, k, s, use_bias=False, dtype=self.dtype)
+    y = nn.relu(batch_norm(train, self.dtype)(conv_(self.features, 3, self.strides)(x)))
     # Zero-initialised last scale: each block starts as the identity (Goyal et al., 2017).
-    y = _norm(train, self.dtype, nn.initializers.zeros)(conv(self.features, 3, 1)(y))
+    y = batch_norm(train, self.dtype, nn.initializers.zeros)(conv_(self.features, 3, 1)(y))
     if x.shape[-1] != self.features or self.strides != 1:
-      x = _norm(train, self.dtype)(conv(self.features, 1, self.strides)(x))
+      x = batch_norm(train, self.dtype)(conv_(self.features, 1, self.strides)(x))
     return nn.relu(x + y)
 
 
@@ -48,14 +45,14 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Logits [N, num_classes] from images [N, H, W, C]."""
-    x = nn.Conv(self.width, (3, 3), use_bias=False, dtype=self.dtype)(images.astype(self.dtype))
-    x = nn.relu(_norm(train, self.dtype)(x))
+    x = conv(self.width, 3, use_bias=False, dtype=self.dtype)(images.astype(self.dtype))
+    x = nn.relu(batch_norm(train, self.dtype)(x))
     for stage, blocks in enumerate(self.stage_sizes):
       for block in range(blocks):
         strides = 2 if stage > 0 and block == 0 else 1
         x = BasicBlock(self.width * 2 ** stage, strides, self.dtype)(x, train)
     x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+    return dense(self.num_classes, dtype=self.dtype, logits=True)(x).astype(jnp.float32)
 
 
 class WideBlock(nn.Module):
@@ -68,15 +65,15 @@ class WideBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = lambda f, k, s: nn.Conv(f, (k, k), (s, s), use_bias=False, dtype=self.dtype)
-    y = nn.relu(_norm(train, self.dtype)(x))
+    conv_ = lambda f, k, s: conv(f, k, s, use_bias=False, dtype=self.dtype)
+    y = nn.relu(batch_norm(train, self.dtype)(x))
     shortcut = x
     if x.shape[-1] != self.features or self.strides != 1:
-      shortcut = conv(self.features, 1, self.strides)(y)
-    y = conv(self.features, 3, self.strides)(y)
-    y = nn.relu(_norm(train, self.dtype)(y))
+      shortcut = conv_(self.features, 1, self.strides)(y)
+    y = conv_(self.features, 3, self.strides)(y)
+    y = nn.relu(batch_norm(train, self.dtype)(y))
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    y = conv(self.features, 3, 1)(y)
+    y = conv_(self.features, 3, 1)(y)
     return shortcut + y
 
 
@@ -95,12 +92,12 @@ class WideResNet(nn.Module):
     if (self.depth - 4) % 6:
       raise ValueError(f'Wide ResNet depth {self.depth} must be 6n + 4 (e.g. 16, 28, 40)')
     blocks = (self.depth - 4) // 6
-    x = nn.Conv(16, (3, 3), use_bias=False, dtype=self.dtype)(images.astype(self.dtype))
+    x = conv(16, 3, use_bias=False, dtype=self.dtype)(images.astype(self.dtype))
     for stage in range(3):
       for block in range(blocks):
         strides = 2 if stage > 0 and block == 0 else 1
         x = WideBlock(16 * self.widen * 2 ** stage, strides, self.dropout_rate, self.dtype)(
             x, train)
-    x = nn.relu(_norm(train, self.dtype)(x))
+    x = nn.relu(batch_norm(train, self.dtype)(x))
     x = jnp.mean(x, axis=(1, 2))
-    return nn.Dense(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)
+    return dense(self.num_classes, dtype=self.dtype, logits=True)(x).astype(jnp.float32)

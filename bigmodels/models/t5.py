@@ -41,7 +41,7 @@ class EncoderDecoder(nn.Module):
                        f'{self.config.max_len}')
     x = self.token_embed(tokens) + jnp.take(self.position_embed, positions, axis=0).astype(
         self.config.dtype)
-    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    x = nn.with_logical_constraint(x, ('activation_batch', 'activation_length', 'activation_embed'))
     return self.dropout(x, deterministic=not train)
 
   def encode(self, inputs: Array, input_segments: Array, *, train: bool = False) -> Array:

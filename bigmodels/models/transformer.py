@@ -4,7 +4,7 @@ the MLP block, one layer, a stack of layers, embeddings and the masks.
 
 Hyper-parameters travel as one frozen `TransformerConfig` (as in the flax lm1b/wmt examples).
 Parameters carry logical axis names ('vocab', 'embed', 'heads', 'kv', 'mlp') and activations
-logical constraints ('batch', 'length', 'embed'); the mesh rules in the run config map them onto
+logical constraints ('activation_batch', 'activation_length', 'activation_embed'); the mesh rules in the run config map them onto
 device axes, so data, FSDP and tensor parallelism need no change here.
 
 Masks are boolean [batch, 1, q_len, kv_len] (True = may attend). Packed rows carry segment ids
@@ -227,7 +227,7 @@ class MlpBlock(nn.Module):
                  kernel_init=partitioned(default_init, 'embed', 'mlp'),
                  bias_init=partitioned(nn.initializers.zeros, 'mlp'), name='wi')(x)
     h = nn.gelu(h)
-    h = nn.with_logical_constraint(h, ('batch', 'length', 'mlp'))
+    h = nn.with_logical_constraint(h, ('activation_batch', 'activation_length', 'activation_mlp'))
     h = nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
     return nn.Dense(features, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                     kernel_init=partitioned(default_init, 'mlp', 'embed'),
@@ -264,7 +264,7 @@ class TransformerLayer(nn.Module):
       x = sublayer(x, 'cross_attention', lambda h: MultiHeadAttention(
           cfg, name='cross_attention')(h, cross_mask, inputs_kv=encoded))
     x = sublayer(x, 'mlp', lambda h: MlpBlock(cfg, name='mlp')(h, deterministic))
-    return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+    return nn.with_logical_constraint(x, ('activation_batch', 'activation_length', 'activation_embed'))
 
 
 class _ScannedLayer(TransformerLayer):
@@ -331,7 +331,7 @@ def embed_tokens(module: nn.Module, cfg: TransformerConfig, tokens: Array, posit
   table = module.param('position_embed', partitioned(default_init, None, 'embed'),
                        (cfg.max_len, cfg.hidden_size), cfg.param_dtype)
   x = embed(tokens) + jnp.take(table, positions, axis=0).astype(cfg.dtype)
-  return nn.with_logical_constraint(x, ('batch', 'length', 'embed')), embed
+  return nn.with_logical_constraint(x, ('activation_batch', 'activation_length', 'activation_embed')), embed
 
 
 def output_logits(module: nn.Module, cfg: TransformerConfig, x: Array, embed: nn.Embed

@@ -45,15 +45,32 @@ def logical_rules(mesh_config: Any) -> tuple[tuple[str, Any], ...]:
 
 
 def batch_sharding(mesh: Mesh, mesh_config: Any) -> NamedSharding:
-  """Sharding of batch arrays: leading axis over the mesh axes the 'batch' rule names."""
-  spec = nn.logical_to_mesh_axes(('batch',), logical_rules(mesh_config))
+  """Sharding of batch arrays: leading axis over the mesh axes of the 'activation_batch'
+  rule."""
+  spec = nn.logical_to_mesh_axes(('activation_batch',), logical_rules(mesh_config))
   return NamedSharding(mesh, spec)
 
 
 def tree_shardings(mesh: Mesh, mesh_config: Any, boxed_abstract: Any) -> Any:
-  """NamedShardings for a tree whose leaves may be boxed with logical axis names."""
+  """NamedShardings for a tree whose leaves may be boxed with logical axis names.
+
+  A dimension the rules give mesh axes that do not divide it (a 1-channel image's first
+  convolution, 45 classes over 2 tensor shards) is kept whole instead.
+  """
   specs = nn.get_partition_spec(boxed_abstract)
-  return nn.logical_to_mesh_sharding(specs, mesh, logical_rules(mesh_config))
+  shardings = nn.logical_to_mesh_sharding(specs, mesh, logical_rules(mesh_config))
+  return jax.tree.map(lambda sharding, leaf: _divisible(sharding, leaf.shape), shardings,
+                      nn.unbox(boxed_abstract))
+
+
+def _divisible(sharding: NamedSharding, shape: tuple[int, ...]) -> NamedSharding:
+  """`sharding` without the mesh axes of any dimension they do not divide."""
+  spec = []
+  for size, axes in zip(shape, tuple(sharding.spec) + (None,) * len(shape)):
+    names = () if axes is None else axes if isinstance(axes, tuple) else (axes,)
+    shards = math.prod(sharding.mesh.shape[a] for a in names)
+    spec.append(axes if size % shards == 0 else None)
+  return NamedSharding(sharding.mesh, PartitionSpec(*spec))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
