@@ -86,9 +86,9 @@ def sweep(arg: str | None = None) -> list[dict]:
         {'data.mask_rate': 0.4, **steps(1750)},
         {'optimizer.learning_rate': 1e-3},
         {'data.seq_len': 64, **steps(5280)},
+        {'optimizer.warmup_steps': 25},
         {'model.hidden_size': 256, 'model.num_heads': 4, 'model.mlp_dim': 1024, **steps(765)},
         {'optimizer.learning_rate': 2e-3},
-        {'optimizer.warmup_steps': 25},
         {'model.hidden_size': 64, 'model.num_heads': 2, 'model.mlp_dim': 256, **steps(7300)},
         {},
     ]
