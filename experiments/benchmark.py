@@ -9,6 +9,12 @@ warm-up), peak_mem_mb, mfu (the task's analytic training FLOPs per example x bat
 devices, backend, plus compile_s, host_batch_ms (time to make and mask one host batch, the
 input pipeline's per-step work), model_tflops_per_s and xla_step_gflops (XLA's own FLOP count of
 the step, which misses the FLOPs of cuBLAS/cuDNN calls on GPU).
+
+--input also times the step fed by the config's real input pipeline (data preparation, grain
+workers, masking or augmentation, host-to-device transfer) and adds input_step_ms (median
+window) and input_wait_share (the share of that step time the loop spends blocked waiting for
+the next batch). --profile=DIR records one more window with jax.profiler into DIR (open with
+TensorBoard's profile plugin or Perfetto); it is not one of the timed windows.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from experiments import cli
 WARMUP = flags.DEFINE_integer('warmup', 3, 'Untimed steps after compilation.')
 WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows; the median window is reported.')
 STEPS = flags.DEFINE_integer('steps_per_window', 10, 'Steps in each timed window.')
+INPUT = flags.DEFINE_bool('input', False, 'Also time the step fed by the real input pipeline '
+                          'and report the share of time spent waiting for data.')
+PROFILE = flags.DEFINE_string('profile', None, 'Write a jax.profiler trace of one extra window '
+                              'to this folder (TensorBoard profile plugin / Perfetto).')
 
 # Dense bf16 peak FLOP/s per device, by jax device_kind substring.
 PEAK_FLOPS = {'H200': 989e12, 'H100': 989e12, 'A100': 312e12, 'L4': 121e12, 'A10G': 125e12,
@@ -64,7 +74,36 @@ def peak_memory_mb(devices: list) -> tuple[float, str]:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'host_rss'
 
 
-def run_benchmark(config: Any, warmup: int, windows: int, steps: int) -> dict[str, Any]:
+def time_with_input(config: Any, setup: Any, compiled: Any, state: Any, windows: int,
+                    steps: int) -> tuple[Any, dict[str, Any]]:
+  """Times `compiled` fed by the task's real, per-process input pipeline: the median window's
+  step time, and the share of it spent blocked on the next batch (fetch + transfer)."""
+  import jax
+  from bigmodels.train import loop
+  data = setup.task.prepare_data(jax.process_index(), jax.process_count())
+  batches = iter(data.train)
+  state, metrics = compiled(state, loop.to_global(next(batches), setup.batch_sharding))
+  jax.block_until_ready((state, metrics))  # the workers are started and warm
+  times, waits = [], []
+  for _ in range(windows):
+    waited = 0.0
+    started = time.perf_counter()
+    for _ in range(steps):
+      before = time.perf_counter()
+      batch = loop.to_global(next(batches), setup.batch_sharding)
+      waited += time.perf_counter() - before
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times.append((time.perf_counter() - started) / steps)
+    waits.append(waited / steps)
+  middle = sorted(range(windows), key=lambda i: times[i])[windows // 2]
+  return state, {'input_step_ms': times[middle] * 1e3,
+                 'input_wait_share': waits[middle] / times[middle],
+                 'input_windows_ms': [round(t * 1e3, 3) for t in times]}
+
+
+def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input: bool = False,
+                  profile_dir: str | None = None) -> dict[str, Any]:
   """Builds the real training setup and times its train step; returns the result row."""
   import jax
   import numpy as np
@@ -93,6 +132,15 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int) -> dict[st
         state, metrics = compiled(state, batch)
       jax.block_until_ready((state, metrics))
       times.append((time.perf_counter() - started) / steps)
+    extra = {}
+    if with_input:
+      state, extra = time_with_input(config, setup, compiled, state, windows, steps)
+    if profile_dir:
+      with jax.profiler.trace(profile_dir):
+        for _ in range(steps):
+          state, metrics = compiled(state, batch)
+        jax.block_until_ready((state, metrics))
+      extra['profile_dir'] = profile_dir
   step_s = statistics.median(times)
   devices = jax.devices()
   per_example = task.train_flops_per_example(setup.model)
@@ -110,13 +158,14 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int) -> dict[st
          'compile_s': compile_s, 'host_batch_ms': host_batch_ms,
          'model_tflops_per_s': model_flops / 1e12 if model_flops else None,
          'xla_step_gflops': xla_flops / 1e9 if xla_flops else None,
-         'windows_ms': [round(t * 1e3, 3) for t in times]}
+         'windows_ms': [round(t * 1e3, 3) for t in times], **extra}
   return row
 
 
 def main() -> None:
   """Prints the benchmark's JSON line."""
-  row = run_benchmark(cli.CONFIG.value, WARMUP.value, WINDOWS.value, STEPS.value)
+  row = run_benchmark(cli.CONFIG.value, WARMUP.value, WINDOWS.value, STEPS.value,
+                      with_input=INPUT.value, profile_dir=PROFILE.value)
   print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
 
 

@@ -221,3 +221,15 @@ def test_benchmark_prints_one_json_line(corpus_dir):
   assert len(row['windows_ms']) == 3 and row['step_ms'] == pytest.approx(
       sorted(row['windows_ms'])[1], rel=1e-3)  # the median window
   assert row['tokens_per_s'] == pytest.approx(8 * 32 / (row['step_ms'] / 1e3), rel=1e-3)
+
+
+def test_benchmark_times_the_real_input_pipeline_and_writes_a_profile(corpus_dir, tmp_path):
+  result = run_module('experiments.benchmark', [
+      '--config=configs/mlm.py', '--warmup=1', '--windows=3', '--steps_per_window=2',
+      '--input', f'--profile={tmp_path / "trace"}', *cli_overrides(tiny_overrides(corpus_dir))])
+  assert result.returncode == 0, result.stderr[-2000:]
+  row = json.loads(result.stdout.strip().splitlines()[-1])
+  assert 0.0 <= row['input_wait_share'] < 1.0
+  assert len(row['input_windows_ms']) == 3 and row['input_step_ms'] == pytest.approx(
+      sorted(row['input_windows_ms'])[1], abs=1e-3)  # the median window
+  assert list((tmp_path / 'trace').glob('plugins/profile/*/*.xplane.pb'))
