@@ -15,6 +15,13 @@ workers, masking or augmentation, host-to-device transfer) and adds input_step_m
 window) and input_wait_share (the share of that step time the loop spends blocked waiting for
 the next batch). --profile=DIR records one more window with jax.profiler into DIR (open with
 TensorBoard's profile plugin or Perfetto); it is not one of the timed windows.
+
+--compile_only lowers and compiles the train step from abstract shapes (no parameter is
+allocated, nothing runs) and prints compile_s and XLA's per-device memory estimate: a cheap
+check that a big config on a big mesh still compiles, e.g. BERT-base on 8 fake CPU devices:
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m experiments.benchmark \
+      --config=configs/mlm.py:size=base --config.mesh.shape='(1, 4, 2)' --compile_only
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows; the median window i
 STEPS = flags.DEFINE_integer('steps_per_window', 10, 'Steps in each timed window.')
 INPUT = flags.DEFINE_bool('input', False, 'Also time the step fed by the real input pipeline '
                           'and report the share of time spent waiting for data.')
+COMPILE_ONLY = flags.DEFINE_bool('compile_only', False, 'Only lower and compile the step from '
+                                  'abstract shapes; print compile time and memory estimate.')
 PROFILE = flags.DEFINE_string('profile', None, 'Write a jax.profiler trace of one extra window '
                               'to this folder (TensorBoard profile plugin / Perfetto).')
 
@@ -102,6 +111,30 @@ def time_with_input(config: Any, setup: Any, compiled: Any, state: Any, windows:
                  'input_windows_ms': [round(t * 1e3, 3) for t in times]}
 
 
+def compile_only(config: Any) -> dict[str, Any]:
+  """Compiles the train step for the abstract state and batch; runs and allocates nothing."""
+  import jax
+  import numpy as np
+  from bigmodels.train import loop
+  setup = loop.build(config)
+  example = setup.task.synthetic_batch(config.batch_size, np.random.default_rng(0))
+  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=setup.batch_sharding)
+           for k, v in example.items()}
+  with setup.mesh:
+    started = time.perf_counter()
+    compiled = setup.train_step.lower(setup.abstract_state, batch).compile()
+    compile_s = time.perf_counter() - started
+  memory = compiled.memory_analysis()
+  per_device = None
+  if memory is not None:
+    per_device = sum(getattr(memory, f'{kind}_size_in_bytes', 0) for kind in
+                     ('argument', 'output', 'temp', 'generated_code')) / 2**20
+  n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
+  return {'compile_s': compile_s, 'estimated_mem_mb_per_device': per_device,
+          'params_m': n_params / 1e6, 'devices': jax.device_count(),
+          'mesh': dict(setup.mesh.shape), 'xla_step_gflops': (step_flops(compiled) or 0) / 1e9}
+
+
 def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input: bool = False,
                   profile_dir: str | None = None) -> dict[str, Any]:
   """Builds the real training setup and times its train step; returns the result row."""
@@ -164,8 +197,11 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input
 
 def main() -> None:
   """Prints the benchmark's JSON line."""
-  row = run_benchmark(cli.CONFIG.value, WARMUP.value, WINDOWS.value, STEPS.value,
-                      with_input=INPUT.value, profile_dir=PROFILE.value)
+  if COMPILE_ONLY.value:
+    row = compile_only(cli.CONFIG.value)
+  else:
+    row = run_benchmark(cli.CONFIG.value, WARMUP.value, WINDOWS.value, STEPS.value,
+                        with_input=INPUT.value, profile_dir=PROFILE.value)
   print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
 
 

@@ -223,6 +223,20 @@ def test_benchmark_prints_one_json_line(corpus_dir):
   assert row['tokens_per_s'] == pytest.approx(8 * 32 / (row['step_ms'] / 1e3), rel=1e-3)
 
 
+def test_bert_base_compiles_ahead_of_time_on_an_fsdp_by_tensor_mesh():
+  """--compile_only: the full-size train step lowers and compiles on 8 devices from abstract
+  shapes (nothing allocated or run)."""
+  result = run_module('experiments.benchmark', [
+      '--config=configs/mlm.py:size=base', "--config.mesh.shape=(1, 4, 2)",
+      '--config.batch_size=8', '--compile_only'], env=EIGHT_DEVICES)
+  assert result.returncode == 0, result.stderr[-2000:]
+  row = json.loads(result.stdout.strip().splitlines()[-1])
+  assert row['devices'] == 8 and row['mesh'] == {'data': 1, 'fsdp': 4, 'tensor': 2}
+  assert 90 < row['params_m'] < 95 and row['xla_step_gflops'] > 0
+  # Sharded 8 ways, a device holds far less than the 1.1 GB of fp32 parameters + Adam moments.
+  assert row['estimated_mem_mb_per_device'] < 1100
+
+
 def test_benchmark_times_the_real_input_pipeline_and_writes_a_profile(corpus_dir, tmp_path):
   result = run_module('experiments.benchmark', [
       '--config=configs/mlm.py', '--warmup=1', '--windows=3', '--steps_per_window=2',
