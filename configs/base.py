@@ -12,7 +12,7 @@ BASE_HELP = {
     'seed': 'random seed of initialisation, data order, masking, augmentation and dropout',
     'total_steps': 'optimizer steps of the whole run (raising it on resume extends the run)',
     'batch_size': 'global batch size, over all devices and processes',
-    'grad_accum_steps': 'micro-batches per step: gradients summed, same update, less memory',
+    'grad_accum_steps': 'micro-batches per step (gradients summed: same update, less memory)',
     'log_every': 'steps between progress lines and train rows in metrics.jsonl',
     'eval_every': 'steps between evaluations (there is always one at the end)',
     'eval_steps': 'eval batches per evaluation; 0 = the whole eval split',
@@ -119,10 +119,10 @@ TRANSFORMER_HELP = {
     'model.mlp_dim': 'feed-forward width (0 = 4 x hidden_size)',
     'model.dropout_rate': 'dropout after embeddings, attention and MLP blocks',
     'model.pre_ln': 'True: pre-LayerNorm blocks; False: post-LN (original BERT/Transformer)',
-    'model.remat': "backward-pass recompute per layer: 'none', 'dots' (keep the projections' "
-                   "outputs) or 'full' (keep only the layer input): less memory, more compute",
-    'model.scan_layers': 'one nn.scan over the layers (compile time flat in depth; parameters '
-                         'under layers/ with a leading layer axis)',
+    'model.remat': "per-layer recompute in backprop: 'none', 'dots' (keep matmul outputs), "
+                   "'full'",
+    'model.scan_layers': 'nn.scan over the layers: compile time flat in depth (params under '
+                         'layers/)',
     'model.tied_embedding': 'output layer shares the token embedding table',
     'model.dtype': 'compute dtype of activations: float32 or bfloat16',
     'model.param_dtype': 'dtype the parameters are stored and updated in',

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.helpers import (ROOT, apply_overrides, cli_overrides, device_env, hand_eval_metrics,
-                           rows, vision_overrides, write_idx_dataset)
+                           rows, tiny_overrides, vision_overrides, write_idx_dataset)
 
 
 def _free_port() -> int:
@@ -21,15 +21,46 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, overrides, port):
+def _launch(workdir, overrides, port, config='configs/fashion_mnist.py:model=cnn_bn',
+            processes=2):
+  """`processes` JAX processes of one run (one CPU device each); one process runs without
+  --distributed."""
   env = dict(os.environ, JAX_PLATFORMS='cpu', **device_env(2, xla_optimizations=True))
   env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'  # one device per process
+  distributed = ['--distributed', f'--coordinator_address=127.0.0.1:{port}',
+                 f'--num_processes={processes}']
   return [subprocess.Popen(
-      [sys.executable, '-m', 'experiments.main', '--config=configs/fashion_mnist.py:model=cnn_bn',
-       f'--workdir={workdir}', '--distributed', f'--coordinator_address=127.0.0.1:{port}',
-       '--num_processes=2', f'--process_id={i}', *cli_overrides(overrides)],
+      [sys.executable, '-m', 'experiments.main', f'--config={config}', f'--workdir={workdir}',
+       *((distributed + [f'--process_id={i}']) if processes > 1 else []),
+       *cli_overrides(overrides)],
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-      for i in range(2)]
+      for i in range(processes)]
+
+
+def test_two_processes_train_on_the_one_process_batches_and_resume_on_one(corpus_dir,
+                                                                           tmp_path):
+  """At the same global batch, 2 processes see the examples and masks of 1 process (same
+  losses), and their checkpoint resumes in 1 process as if nothing had changed."""
+  overrides = dict(tiny_overrides(corpus_dir), **{
+      'total_steps': 4, 'log_every': 1, 'eval_every': 2, 'checkpoint_every': 2,
+      'optimizer.schedule': 'constant', 'optimizer.warmup_steps': 0})
+  config = 'configs/mlm.py'
+
+  def run(workdir, processes, steps):
+    procs = _launch(workdir, dict(overrides, total_steps=steps), _free_port(), config,
+                    processes)
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0] * processes, outputs
+
+  run(tmp_path / 'one', 1, 4)
+  run(tmp_path / 'two', 2, 2)  # a constant learning rate: stopping at 2 changes nothing
+  run(tmp_path / 'two', 1, 4)  # ...resumed by a single process
+  one, two = rows(tmp_path / 'one'), rows(tmp_path / 'two')
+  assert [(r['step'], r['split']) for r in two] == [(r['step'], r['split']) for r in one]
+  for a, b in zip(two, one):
+    assert a['loss'] == pytest.approx(b['loss'], rel=1e-5, abs=1e-5), (a, b)
+    if a['split'] == 'eval':
+      assert a['mlm_accuracy'] == pytest.approx(b['mlm_accuracy'], abs=1e-6)
 
 
 def test_two_processes_train_and_stop_together_on_one_signal(tmp_path):

@@ -42,12 +42,40 @@ def test_eval_batches_have_equal_counts_on_every_process():
   from bigmodels.data import loader
   arrays = {'tokens': np.arange(1, 22).reshape(21, 1), 'segment_ids': np.ones((21, 1), int)}
   pad = {'tokens': 0, 'segment_ids': 0}
-  per_process = [loader.eval_batches(arrays, 4, 0, pad_row=pad, process_index=i,
+  per_process = [loader.eval_batches(arrays, 16, 0, pad_row=pad, process_index=i,
                                      process_count=4) for i in range(4)]
-  assert [len(b) for b in per_process] == [2, 2, 2, 2]  # shards of 6, 5, 5, 5 rows
+  assert [len(b) for b in per_process] == [2, 2, 2, 2]  # global batches of 16: 16 + 5 rows
+  assert [int(t) for t in per_process[1][0]['tokens'][:, 0]] == [5, 6, 7, 8]  # its slice
   seen = sorted(int(t) for batches in per_process for b in batches for t in b['tokens'][:, 0]
                 if t)
   assert seen == list(range(1, 22))  # every row once; the rest is padding
+
+
+def test_batches_and_their_random_transforms_are_the_same_on_any_number_of_processes():
+  """Global batch i is the same rows with the same masks whether 1, 2 or 4 processes take
+  their slices of it (train and eval)."""
+  import numpy as np
+  from bigmodels.data import loader
+  arrays = {'x': np.arange(1, 31).reshape(30, 1)}
+
+  def noisy(batch, rng):
+    return {'x': batch['x'] * 1000 + rng.integers(0, 1000, batch['x'].shape)}
+
+  def global_batches(processes, steps=5):
+    iters = [iter(loader.train_dataset(arrays, 8, 3, noisy, process_index=p,
+                                       process_count=processes, num_threads=1))
+             for p in range(processes)]
+    return [np.concatenate([next(it)['x'] for it in iters]) for _ in range(steps)]
+
+  one = global_batches(1)
+  assert len({tuple(b[:, 0] // 1000) for b in one}) == 5  # shuffled, different batches
+  for processes in (2, 4):
+    np.testing.assert_array_equal(np.stack(global_batches(processes)), np.stack(one))
+  evals = {n: [np.concatenate([loader.eval_batches(arrays, 8, 3, noisy, pad_row={'x': 0},
+                                                   process_index=p, process_count=n)[i]['x']
+                               for p in range(n)]) for i in range(4)] for n in (1, 2, 4)}
+  np.testing.assert_array_equal(np.stack(evals[2]), np.stack(evals[1]))
+  np.testing.assert_array_equal(np.stack(evals[4]), np.stack(evals[1]))
 
 
 def test_preparation_is_reproducible_from_scratch(tiny_config, tmp_path, monkeypatch):

@@ -302,7 +302,9 @@ def test_vision_models_on_eight_devices_match_one_device_and_really_shard(image_
                           ('8-cnn_bn-2x2x2', '1-cnn_bn-1'),
                           ('8-resnet18-2x2x2', '1-resnet18-1')]:
     a, b = out[name], out[reference]
-    np.testing.assert_allclose(a['losses'], b['losses'], rtol=1e-5, err_msg=name)
+    # ResNet: see below; its third loss already carries the first steps' noise (~1e-5).
+    np.testing.assert_allclose(a['losses'], b['losses'], rtol=5e-5 if 'resnet' in name else 1e-5,
+                               err_msg=name)
     assert set(a['leaves']) == set(b['leaves'])
     if 'resnet' in name:
       # Its zero-initialised last BatchNorm scale per block gives convolutions gradients of

@@ -159,12 +159,11 @@ class ClassificationTask(Task):
     c = self.config
     data = self._image_data()
     self._check_data(data)
-    per_process = c.batch_size // process_count
     train = loader.train_dataset(
-        data.train, per_process, c.seed, self.augment, process_index=process_index,
+        data.train, c.batch_size, c.seed, self.augment, process_index=process_index,
         process_count=process_count, num_threads=c.data.num_threads, prefetch=c.data.prefetch)
     eval_arrays = dict(data.eval, weight=np.ones(len(data.eval['label']), np.float32))
-    evals = loader.eval_batches(eval_arrays, per_process, c.seed + 1, self.preprocess_eval,
+    evals = loader.eval_batches(eval_arrays, c.batch_size, c.seed + 1, self.preprocess_eval,
                                 pad_row={'image': 0, 'label': 0, 'weight': 0.0},
                                 max_batches=c.eval_steps, process_index=process_index,
                                 process_count=process_count)

@@ -96,11 +96,10 @@ class TextTask(Task):
                      train_transform: Any, eval_transform: Any, eval_pad_row: dict) -> TaskData:
     """Per-process train iterator and eval batches of packed rows, and the description."""
     c = self.config
-    per_process = c.batch_size // process_count
     train = loader.train_dataset(
-        data.train, per_process, c.seed, train_transform, process_index=process_index,
+        data.train, c.batch_size, c.seed, train_transform, process_index=process_index,
         process_count=process_count, num_threads=c.data.num_threads, prefetch=c.data.prefetch)
-    evals = loader.eval_batches(data.eval, per_process, c.seed + 1, eval_transform,
+    evals = loader.eval_batches(data.eval, c.batch_size, c.seed + 1, eval_transform,
                                 pad_row=eval_pad_row, max_batches=c.eval_steps,
                                 process_index=process_index, process_count=process_count)
     n_train, n_eval = len(data.train['tokens']), len(data.eval['tokens'])

@@ -96,13 +96,12 @@ class TextClassificationTask(TextTask):
             f'{tok.vocab_size} (recorded in config.json)', flush=True)
       c.model.vocab_size = tok.vocab_size
     rows = self._rows(tok)
-    per_process = c.batch_size // process_count
     train = loader.train_dataset(
-        rows['train'], per_process, c.seed, None, process_index=process_index,
+        rows['train'], c.batch_size, c.seed, None, process_index=process_index,
         process_count=process_count, num_threads=c.data.num_threads, prefetch=c.data.prefetch)
     eval_rows = dict(rows['eval'], weight=np.ones(len(rows['eval']['label']), np.float32))
     evals = loader.eval_batches(
-        eval_rows, per_process, c.seed + 1, None,
+        eval_rows, c.batch_size, c.seed + 1, None,
         pad_row={'tokens': tokenizer_lib.PAD_ID, 'segment_ids': 0, 'label': 0, 'weight': 0.0},
         max_batches=c.eval_steps, process_index=process_index, process_count=process_count)
     n_train, n_eval = len(rows['train']['label']), len(rows['eval']['label'])
