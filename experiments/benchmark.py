@@ -83,8 +83,8 @@ def peak_memory_mb(devices: list) -> tuple[float, str]:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'host_rss'
 
 
-def time_with_input(config: Any, setup: Any, compiled: Any, state: Any, windows: int,
-                    steps: int) -> tuple[Any, dict[str, Any]]:
+def time_with_input(setup: Any, compiled: Any, state: Any, windows: int, steps: int
+                    ) -> tuple[Any, dict[str, Any]]:
   """Times `compiled` fed by the task's real, per-process input pipeline: the median window's
   step time, and the share of it spent blocked on the next batch (fetch + transfer)."""
   import jax
@@ -167,7 +167,7 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input
       times.append((time.perf_counter() - started) / steps)
     extra = {}
     if with_input:
-      state, extra = time_with_input(config, setup, compiled, state, windows, steps)
+      state, extra = time_with_input(setup, compiled, state, windows, steps)
     if profile_dir:
       with jax.profiler.trace(profile_dir):
         for _ in range(steps):

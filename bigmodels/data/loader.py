@@ -39,12 +39,12 @@ class ArraySource:
     return {k: v[index] for k, v in self._arrays.items()}
 
 
-def per_row(transform: Transform, batch: Batch, seeds: np.ndarray, seed: int) -> Batch:
+def per_row(transform: Transform, batch: Batch, positions: np.ndarray, seed: int) -> Batch:
   """Applies `transform` to each row of `batch` alone, row r with a Generator seeded by
-  (seed, seeds[r]), and stacks the results."""
+  (seed, positions[r]), and stacks the results."""
   rows = [transform({k: v[r:r + 1] for k, v in batch.items()},
                     np.random.default_rng([seed, int(position)]))
-          for r, position in enumerate(seeds)]
+          for r, position in enumerate(positions)]
   return {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
 
 

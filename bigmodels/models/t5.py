@@ -7,7 +7,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from bigmodels.models.transformer import (Array, TransformerConfig, TransformerStack,
+from bigmodels.models.transformer import (HIDDEN_AXES, Array, TransformerConfig,
+                                          TransformerStack,
                                           causal_segment_mask, cross_segment_mask,
                                           default_init, partitioned, segment_attention_mask,
                                           segment_positions)
@@ -41,7 +42,7 @@ class EncoderDecoder(nn.Module):
                        f'{self.config.max_len}')
     x = self.token_embed(tokens) + jnp.take(self.position_embed, positions, axis=0).astype(
         self.config.dtype)
-    x = nn.with_logical_constraint(x, ('activation_batch', 'activation_length', 'activation_embed'))
+    x = nn.with_logical_constraint(x, HIDDEN_AXES)
     return self.dropout(x, deterministic=not train)
 
   def encode(self, inputs: Array, input_segments: Array, *, train: bool = False) -> Array:

@@ -3,9 +3,10 @@ encoder-decoder (T5): attention with any boolean mask and optional cross-attenti
 the MLP block, one layer, a stack of layers, embeddings and the masks.
 
 Hyper-parameters travel as one frozen `TransformerConfig` (as in the flax lm1b/wmt examples).
-Parameters carry logical axis names ('vocab', 'embed', 'heads', 'kv', 'mlp') and activations
-logical constraints ('activation_batch', 'activation_length', 'activation_embed'); the mesh rules in the run config map them onto
-device axes, so data, FSDP and tensor parallelism need no change here.
+Parameters carry logical axis names ('vocab', 'embed', 'heads', 'kv', 'mlp', 'layers') and
+activations their own (HIDDEN_AXES, 'activation_mlp'); the mesh rules in the run config
+(`mesh.rules`, configs/base.py) map them onto device axes, so data, FSDP and tensor
+parallelism need no change here.
 
 Masks are boolean [batch, 1, q_len, kv_len] (True = may attend). Packed rows carry segment ids
 (documents numbered from 1, padding 0): a token only sees tokens of its own segment, and
@@ -25,6 +26,10 @@ Dtype = Any
 Array = jax.Array
 
 default_init = nn.initializers.truncated_normal(stddev=0.02)
+
+# Logical axes of the hidden states [batch, length, hidden] (activation names, distinct from
+# the weights' 'embed', so the rules shard the two independently).
+HIDDEN_AXES = ('activation_batch', 'activation_length', 'activation_embed')
 
 # The standard BERT sizes (Turc et al., 2019): layers, hidden size, attention heads. The causal
 # LM and the encoder-decoder use the same names (the encoder-decoder has this many layers on
@@ -264,7 +269,7 @@ class TransformerLayer(nn.Module):
       x = sublayer(x, 'cross_attention', lambda h: MultiHeadAttention(
           cfg, name='cross_attention')(h, cross_mask, inputs_kv=encoded))
     x = sublayer(x, 'mlp', lambda h: MlpBlock(cfg, name='mlp')(h, deterministic))
-    return nn.with_logical_constraint(x, ('activation_batch', 'activation_length', 'activation_embed'))
+    return nn.with_logical_constraint(x, HIDDEN_AXES)
 
 
 class _ScannedLayer(TransformerLayer):
@@ -331,7 +336,7 @@ def embed_tokens(module: nn.Module, cfg: TransformerConfig, tokens: Array, posit
   table = module.param('position_embed', partitioned(default_init, None, 'embed'),
                        (cfg.max_len, cfg.hidden_size), cfg.param_dtype)
   x = embed(tokens) + jnp.take(table, positions, axis=0).astype(cfg.dtype)
-  return nn.with_logical_constraint(x, ('activation_batch', 'activation_length', 'activation_embed')), embed
+  return nn.with_logical_constraint(x, HIDDEN_AXES), embed
 
 
 def output_logits(module: nn.Module, cfg: TransformerConfig, x: Array, embed: nn.Embed

@@ -19,9 +19,9 @@ from bigmodels.train import init_from, loop, reporting
 def evaluate_checkpoint(config: Any, source: str | Path, workdir: str | Path | None = None,
                         log=print) -> dict[str, float]:
   """Loads every parameter of `source`'s newest checkpoint into the config's model (a
-  missing or mismatched parameter is a UserError), runs the config's held-out evaluation and returns its metrics; with `workdir`,
-  also writes WORKDIR/metrics.jsonl (one eval row at the checkpoint's step) and
-  WORKDIR/config.json."""
+  missing or mismatched parameter is a UserError), runs the config's held-out evaluation and
+  returns its metrics; with `workdir`, also writes WORKDIR/metrics.jsonl (one eval row at the
+  checkpoint's step) and WORKDIR/config.json."""
   started = time.perf_counter()
   task = get_task(config)
   loop.check_config(config, task)
