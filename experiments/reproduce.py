@@ -1,10 +1,12 @@
 r"""Reproduce a paper's results: python -m experiments.reproduce NAME[:scale=paper].
 
 NAME is one of experiments/reproductions/ (fashion_mnist, mask_rate, bert_masking). Each
-trains its stages of runs in WORKDIR/STAGE/RUN (default WORKDIR: runs/reproduce_NAME) on the
-sweep machinery: re-running skips finished runs and resumes interrupted ones; a failing run is
-reported while the others go on. Then it writes WORKDIR/results.md (our figures beside the
-paper's) and WORKDIR/results.png.
+trains its stages of runs in WORKDIR/STAGE/RUN on the sweep machinery: re-running skips
+finished runs and resumes interrupted ones; a failing run is reported while the others go on.
+Then it writes WORKDIR/results.md (our figures beside the paper's) and WORKDIR/results.png.
+Default WORKDIR: runs/reproduce_NAME, or runs/reproduce_masking for mask_rate and bert_masking,
+which share it (and their common runs; their outputs are results_NAME.md and .png); a suffix
+_paper for :scale=paper.
 
   python -m experiments.reproduce fashion_mnist                      # the CPU rows
   python -m experiments.reproduce fashion_mnist --gpu_rows --rows=resnet18,wrn
@@ -28,7 +30,7 @@ from absl import flags
 from experiments import cli
 
 WORKDIR = flags.DEFINE_string('workdir', None, 'Folder of the runs and the results '
-                              '(default: runs/reproduce_NAME).')
+                              '(default: runs/reproduce_NAME[_paper]; see above).')
 ROWS = flags.DEFINE_list('rows', None, 'Runs to train, by name (default: all; GPU runs only '
                          'with --gpu_rows). Names are matched up to their ",seed=" suffix.')
 GPU_ROWS = flags.DEFINE_bool('gpu_rows', False, 'Also train the runs that need a GPU.')
@@ -75,7 +77,14 @@ def main() -> None:
                     f'{name}:scale=reduced|paper')
   if RUNLOCAL.value:
     options['runlocal'] = '1'
-  workdir = Path(WORKDIR.value or os.path.join('runs', f'reproduce_{name}')).resolve()
+  # Reproductions that share runs (module.WORKDIR) share a default workdir and name their
+  shared_dir = getattr(module, 'WORKDIR', None)
+  # outputs after themselves; each scale (and the --runlocal smoke run) has its own.
+  default = (shared_dir or f'reproduce_{name}') + ''.join(
+      f'_{tag}' for tag in (options.get('scale', 'reduced'), 'runlocal' if RUNLOCAL.value else '')
+      if tag not in ('', 'reduced'))
+  workdir = Path(WORKDIR.value or os.path.join('runs', default)).resolve()
+  outputs = f'results_{name}' if shared_dir else 'results'
   try:
     stages = module.stages(options) if name == 'fashion_mnist' else module.stages(options,
                                                                                   workdir)
@@ -107,8 +116,8 @@ def main() -> None:
   notes = [f'Scale: {scale}' + (' (--runlocal smoke run: tiny models and a few steps; the '
                                 'figures mean nothing)' if RUNLOCAL.value else '') + '.']
   text = '\n'.join([f'# {module.TITLE}', '', *lines, '', *notes]) + '\n'
-  atomic.write_text_atomic(workdir / 'results.md', text)
-  plots.save_figure(figure(), workdir / 'results.png')
+  atomic.write_text_atomic(workdir / f'{outputs}.md', text)
+  plots.save_figure(figure(), workdir / f'{outputs}.png')
   print(text)
   failed = [f'{stage}/{run}' for stage, runs in statuses.items() for run, status in runs.items()
             if status.get('status') == 'failed']

@@ -40,24 +40,25 @@ def test_mask_rate_pipeline_pretrains_and_fine_tunes_and_reports_the_15_percent_
     corpus_dir, tmp_path):
   from tests.helpers import write_wordnet
   wordnet = write_wordnet(tmp_path / 'wordnet')
-  args = ['mask_rate', f'--workdir={tmp_path / "rep"}', '--runlocal', '--rows=m40',
+  run = 'rate40-mask100-rnd0'
+  args = ['mask_rate', f'--workdir={tmp_path / "rep"}', '--runlocal', f'--rows={run}',
           f'--set=pretrain:data.corpus_dir={corpus_dir}',
           f'--set=finetune:data.wordnet_dir={wordnet}']
   result = run_module('experiments.reproduce', args)
   assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
   rep = tmp_path / 'rep'
-  finetune = rep / 'finetune' / 'm40,seed=0'
+  finetune = rep / 'finetune' / f'{run},seed=0'
   assert 'from the parameters of' in (finetune / 'train.log').read_text()
   import json
-  data = json.loads((rep / 'pretrain' / 'm40' / 'config.json').read_text())['data']
+  data = json.loads((rep / 'pretrain' / run / 'config.json').read_text())['data']
   assert (data['mask_rate'], data['mask_token_prob'], data['eval_mask_rate']) == (0.4, 1.0, 0.15)
-  evaluation = rows(rep / 'pretrain' / 'm40', 'eval')[-1]
-  line = next(l for l in (rep / 'results.md').read_text().splitlines()
+  evaluation = rows(rep / 'pretrain' / run, 'eval')[-1]
+  line = next(l for l in (rep / 'results_mask_rate.md').read_text().splitlines()
               if l.startswith('| 40% | 100/0/0 '))
   cells = [c.strip() for c in line.split('|')]
   assert cells[3] == '84.5'  # the published figure
   assert cells[4] == f"{rows(finetune, 'eval')[-1]['accuracy'] * 100:.1f} (n=1)"
   assert cells[6] == f"{evaluation['loss']:.3f}"
   assert cells[7] == f"{evaluation['mlm_accuracy'] * 100:.1f}"
-  assert '| 15% | 100/0/0 | 84.2 |' in (rep / 'results.md').read_text()
-  assert (rep / 'results.png').read_bytes()[:4] == b'\x89PNG'
+  assert '| 15% | 100/0/0 | 84.2 |' in (rep / 'results_mask_rate.md').read_text()
+  assert (rep / 'results_mask_rate.png').read_bytes()[:4] == b'\x89PNG'

@@ -25,15 +25,20 @@ from experiments.reproductions import common
 @dataclasses.dataclass(frozen=True)
 class Strategy:
   """A corruption strategy: masking rate and the MASK / SAME / RANDOM split of chosen tokens."""
-  name: str
   rate: float
   mask: float
   random: float
 
   @property
+  def name(self) -> str:
+    """The runs' folder name, e.g. 'rate15-mask80-rnd10': the same strategy gets the same
+    name in every reproduction, so reproductions sharing a workdir train it once."""
+    return f'rate{self.rate * 100:.0f}-mask{self.mask * 100:.0f}-rnd{self.random * 100:.0f}'
+
+  @property
   def same(self) -> float:
     """Share of chosen tokens left unchanged."""
-    return round(1.0 - self.mask - self.random, 6)
+    return round(1.0 - self.mask - self.random, 6) + 0.0  # never -0.0
 
   def mix(self) -> str:
     """'80/10/10' (MASK/SAME/RND in percent)."""
