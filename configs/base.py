@@ -127,6 +127,9 @@ TRANSFORMER_HELP = {
     'model.dtype': 'compute dtype of activations: float32 or bfloat16',
     'model.param_dtype': 'dtype the parameters are stored and updated in',
     'model.attention_impl': "'' lets JAX choose; 'cudnn' or 'xla' forces an implementation",
+    'model.layer_norm_eps': 'LayerNorm epsilon (BERT checkpoints: 1e-12, GPT-2: 1e-5)',
+    'model.gelu_approximate': 'True: tanh GELU (GPT-2); False: exact erf GELU (BERT)',
+    'model.type_vocab_size': 'BERT token-type embeddings (Hugging Face BERT: 2); 0 = none',
 }
 
 # Keys of the packed-text `data` block of the text configs.
@@ -150,7 +153,8 @@ def transformer_model(size: str, **overrides) -> ml_collections.ConfigDict:
       size=size, vocab_size=8192, max_len=512,
       num_layers=0, hidden_size=0, num_heads=0, mlp_dim=0,  # 0 = from the size preset.
       dropout_rate=0.0, pre_ln=True, remat='none', scan_layers=False, tied_embedding=True,
-      dtype='float32', param_dtype='float32', attention_impl=''), **overrides))
+      dtype='float32', param_dtype='float32', attention_impl='', layer_norm_eps=1e-6,
+      gelu_approximate=True, type_vocab_size=0), **overrides))
 
 
 def text_data(**overrides) -> ml_collections.ConfigDict:

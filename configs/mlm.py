@@ -57,7 +57,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # 0 = take the preset's value.
       num_layers=0, hidden_size=0, num_heads=0, mlp_dim=0,
       dropout_rate=0.0, pre_ln=True, remat='none', scan_layers=False,
-      dtype='float32', param_dtype='float32', attention_impl=''))
+      dtype='float32', param_dtype='float32', attention_impl='', layer_norm_eps=1e-6,
+      gelu_approximate=True, type_vocab_size=0))
 
   config.data = base.text_data(seq_len=64, mask_rate=0.15, mask_token_prob=0.8,
                                random_token_prob=0.1, eval_mask_rate=0.15)

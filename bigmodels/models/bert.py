@@ -18,11 +18,18 @@ PRESETS = SIZES  # The BERT sizes of Turc et al. (2019).
 
 
 def _encode(module: nn.Module, cfg: TransformerConfig, input_ids: Array, segment_ids: Array,
-            train: bool) -> tuple[Array, nn.Embed]:
-  """Embeddings (absolute positions, as BERT) -> LayerNorm -> dropout -> encoder stack."""
+            train: bool, token_type_ids: Array | None) -> tuple[Array, nn.Embed]:
+  """Embeddings (absolute positions, as BERT; token types when the config has them, type 0
+  unless given) -> LayerNorm -> dropout -> encoder stack. `segment_ids` are the packed
+  documents (padding 0), which decide who attends to whom."""
   positions = jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
   x, embed = embed_tokens(module, cfg, input_ids, positions)
-  x = layer_norm('embed_norm', cfg.dtype, cfg.param_dtype)(x)
+  if cfg.type_vocab_size:
+    table = module.param('type_embed', partitioned(default_init, None, 'embed'),
+                         (cfg.type_vocab_size, cfg.hidden_size), cfg.param_dtype)
+    types = jnp.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+    x = x + jnp.take(table, types, axis=0).astype(cfg.dtype)
+  x = layer_norm('embed_norm', cfg)(x)
   x = nn.Dropout(cfg.dropout_rate)(x, deterministic=not train)
   x = TransformerStack(cfg, cfg.num_layers, name='encoder')(
       x, segment_attention_mask(segment_ids), not train)
@@ -40,15 +47,15 @@ class BertMLM(nn.Module):
 
   @nn.compact
   def __call__(self, input_ids: Array, segment_ids: Array, masked_positions: Array, *,
-               train: bool = False) -> Array:
+               train: bool = False, token_type_ids: Array | None = None) -> Array:
     """Returns float32 logits [batch, num_predictions, vocab_size]."""
     cfg = self.config
-    x, embed = _encode(self, cfg, input_ids, segment_ids, train)
+    x, embed = _encode(self, cfg, input_ids, segment_ids, train, token_type_ids)
     h = jnp.take_along_axis(x, masked_positions[..., None], axis=1)
     h = nn.Dense(cfg.hidden_size, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                  kernel_init=partitioned(default_init, 'embed', 'mlp'),
                  bias_init=partitioned(nn.initializers.zeros, 'mlp'), name='mlm_dense')(h)
-    h = layer_norm('mlm_norm', cfg.dtype, cfg.param_dtype)(nn.gelu(h))
+    h = layer_norm('mlm_norm', cfg)(nn.gelu(h, approximate=cfg.gelu_approximate))
     logits = embed.attend(h)
     bias = self.param('mlm_bias', partitioned(nn.initializers.zeros, 'vocab'),
                       (cfg.vocab_size,), cfg.param_dtype)
@@ -63,10 +70,11 @@ class BertClassifier(nn.Module):
   num_classes: int
 
   @nn.compact
-  def __call__(self, input_ids: Array, segment_ids: Array, *, train: bool = False) -> Array:
+  def __call__(self, input_ids: Array, segment_ids: Array, *, train: bool = False,
+               token_type_ids: Array | None = None) -> Array:
     """Returns float32 class logits [batch, num_classes]."""
     cfg = self.config
-    x, _ = _encode(self, cfg, input_ids, segment_ids, train)
+    x, _ = _encode(self, cfg, input_ids, segment_ids, train, token_type_ids)
     pooled = nn.tanh(nn.Dense(cfg.hidden_size, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                               kernel_init=partitioned(default_init, 'embed', 'mlp'),
                               bias_init=partitioned(nn.initializers.zeros, 'mlp'),

@@ -67,6 +67,9 @@ class TransformerConfig:
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   attention_impl: str | None = None  # None lets JAX choose; 'cudnn' for fused GPU kernels.
+  layer_norm_eps: float = 1e-6
+  gelu_approximate: bool = True  # tanh GELU (GPT-2's); False: the exact erf GELU (BERT's).
+  type_vocab_size: int = 0  # BERT token-type (segment A/B) embeddings; 0 = none.
   decode: bool = False
 
   @classmethod
@@ -81,7 +84,10 @@ class TransformerConfig:
         scan_layers=model.get('scan_layers', False),
         tied_embedding=model.get('tied_embedding', True), dtype=jnp.dtype(model.dtype),
         param_dtype=jnp.dtype(model.param_dtype),
-        attention_impl=model.attention_impl or None, **overrides)
+        attention_impl=model.attention_impl or None,
+        layer_norm_eps=model.get('layer_norm_eps', 1e-6),
+        gelu_approximate=model.get('gelu_approximate', True),
+        type_vocab_size=model.get('type_vocab_size', 0), **overrides)
 
 
 # What a rematerialised layer keeps from its forward pass for the backward pass: 'none' (no
@@ -122,10 +128,10 @@ def partitioned(init: nn.initializers.Initializer, *names: str | None) -> Any:
   return nn.with_logical_partitioning(init, names)
 
 
-def layer_norm(name: str, dtype: Dtype, param_dtype: Dtype) -> nn.LayerNorm:
+def layer_norm(name: str, cfg: TransformerConfig) -> nn.LayerNorm:
   """A LayerNorm over the 'embed' axis with logically partitioned scale and bias."""
   return nn.LayerNorm(
-      epsilon=1e-6, dtype=dtype, param_dtype=param_dtype, name=name,
+      epsilon=cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name,
       scale_init=partitioned(nn.initializers.ones, 'embed'),
       bias_init=partitioned(nn.initializers.zeros, 'embed'))
 
@@ -231,7 +237,7 @@ class MlpBlock(nn.Module):
     h = nn.Dense(cfg.mlp_dim, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                  kernel_init=partitioned(default_init, 'embed', 'mlp'),
                  bias_init=partitioned(nn.initializers.zeros, 'mlp'), name='wi')(x)
-    h = nn.gelu(h)
+    h = nn.gelu(h, approximate=cfg.gelu_approximate)
     h = nn.with_logical_constraint(h, ('activation_batch', 'activation_length', 'activation_mlp'))
     h = nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
     return nn.Dense(features, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
@@ -255,10 +261,9 @@ class TransformerLayer(nn.Module):
   def __call__(self, x: Array, mask: Array, deterministic: bool,
                encoded: Array | None = None, cross_mask: Array | None = None) -> Array:
     cfg = self.config
-    norm_kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
 
     def sublayer(x: Array, name: str, fn) -> Array:
-      norm = layer_norm(f'{name}_norm', **norm_kw)
+      norm = layer_norm(f'{name}_norm', cfg)
       h = fn(norm(x) if cfg.pre_ln else x)
       x = x + nn.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
       return x if cfg.pre_ln else norm(x)
@@ -317,7 +322,7 @@ class TransformerStack(nn.Module):
         x = layer_cls(cfg, self.cross_attention, self.causal, name=f'layer_{i}')(
             x, mask, deterministic, encoded, cross_mask)
     if cfg.pre_ln:
-      x = layer_norm('final_norm', cfg.dtype, cfg.param_dtype)(x)
+      x = layer_norm('final_norm', cfg)(x)
     return x
 
 

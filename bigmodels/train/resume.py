@@ -23,6 +23,11 @@ RESUMABLE_CHANGES = ('total_steps', 'log_every', 'eval_every', 'eval_steps', 'ch
                      'optimizer.end_lr_fraction', 'optimizer.weight_decay', 'optimizer.b1',
                      'optimizer.b2', 'optimizer.eps')
 
+# Keys added after runs were saved without them, with the value that reproduces those runs: a
+# saved run lacking one resumes if the current config keeps that value.
+ADDED_KEYS = {'model.layer_norm_eps': 1e-6, 'model.gelu_approximate': True,
+              'model.type_vocab_size': 0}
+
 
 def flatten(tree: Any, prefix: str = '') -> dict[str, Any]:
   """{'a.b': value} for every leaf of a nested mapping (a dict, or a ConfigDict)."""
@@ -47,7 +52,7 @@ def check_compatible(saved_config_path: Path, config: Any) -> None:
   current = flatten(json.loads(config.to_json_best_effort()))
   differing = sorted(
       k for k in set(saved) | set(current)
-      if saved.get(k) != current.get(k)
+      if saved.get(k, ADDED_KEYS.get(k)) != current.get(k)
       and not any(k == p or (p.endswith('.') and k.startswith(p)) for p in RESUMABLE_CHANGES))
   if differing:
     shown = ', '.join(f'{k} ({saved.get(k)!r} -> {current.get(k)!r})' for k in differing[:8])
