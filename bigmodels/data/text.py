@@ -93,9 +93,8 @@ def _load_or_pack(path: Path, texts: list[str], tok: tokenizer_lib.Tokenizer,
   if path.exists():
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
-  rows = packing.pack_documents(tok.encode_batch(texts), seq_len, tokenizer_lib.CLS_ID,
-                                tokenizer_lib.SEP_ID, tokenizer_lib.PAD_ID,
-                                bos_per_document=bos_per_document)
+  rows = packing.pack_documents(tok.encode_batch(texts), seq_len, tok.cls_id, tok.sep_id,
+                                tok.pad_id, bos_per_document=bos_per_document)
   _atomic_savez(path, rows)
   return rows
 
@@ -134,22 +133,28 @@ def corpus_tokenizer(data_config: Any, vocab_size: int) -> tokenizer_lib.Tokeniz
 
 
 def prepare_text_data(data_config: Any, vocab_size: int,
-                      bos_per_document: bool = False) -> TextData:
+                      bos_per_document: bool = False, tokenizer: Any = None) -> TextData:
   """Prepares (or loads from cache) the tokenizer and packed rows for both splits.
 
   `bos_per_document` packs rows for causal language models (see packing.pack_documents).
+  A given `tokenizer` (e.g. a Hugging Face checkpoint's) replaces the corpus's own.
   """
   sources, prepared_dir, description = _corpus(data_config)
   with exclusive(f'text-{prepared_dir}'):  # Concurrent runs build the files once.
     return _prepare_rows(data_config, vocab_size, bos_per_document, sources, prepared_dir,
-                         description)
+                         description, tokenizer)
 
 
 def _prepare_rows(data_config: Any, vocab_size: int, bos_per_document: bool,
-                  sources: dict[str, Any], prepared_dir: Path, description: str) -> TextData:
+                  sources: dict[str, Any], prepared_dir: Path, description: str,
+                  tokenizer: Any) -> TextData:
   key, limit = data_config.text_key, data_config.max_documents
   variant = _variant(data_config, vocab_size)
-  tok, train_texts = _tokenizer(data_config, vocab_size, sources, prepared_dir)
+  if tokenizer is None:
+    tok, train_texts = _tokenizer(data_config, vocab_size, sources, prepared_dir)
+  else:
+    tok, train_texts = tokenizer, None
+    variant = f'hf-{tokenizer.fingerprint}' + variant[len(str(vocab_size)):]
   seq_len = data_config.seq_len
   rows = {}
   for split in ('train', 'eval'):

@@ -23,7 +23,14 @@ NUM_SPECIAL = len(SPECIAL_TOKENS)
 
 
 class Tokenizer:
-  """Uncased subword tokenizer; ids 0-4 are [PAD] [UNK] [CLS] [SEP] [MASK]."""
+  """Uncased subword tokenizer; ids 0-4 are [PAD] [UNK] [CLS] [SEP] [MASK].
+
+  The special ids are also attributes (as bigmodels.hf.tokenizer.HFTokenizer has them, with a
+  checkpoint's own ids), so the tasks work with either tokenizer.
+  """
+
+  pad_id, unk_id, cls_id, sep_id, mask_id = PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID
+  num_special = NUM_SPECIAL  # Random replacement tokens are drawn from ids >= this.
 
   def __init__(self, model_proto: bytes):
     self.model_proto = model_proto
@@ -35,6 +42,12 @@ class Tokenizer:
   @property
   def vocab_size(self) -> int:
     return self._sp.get_piece_size()
+
+  @property
+  def fingerprint(self) -> str:
+    """Short hash of the model file (names cached encodings)."""
+    import hashlib
+    return hashlib.sha1(self.model_proto).hexdigest()[:12]
 
   def encode(self, text: str) -> list[int]:
     """Token ids of one text (no special tokens added)."""

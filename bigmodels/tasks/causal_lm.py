@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bigmodels.data import tokenizer as tokenizer_lib
 from bigmodels.errors import UserError
 from bigmodels.models import gpt, lstm
 from bigmodels.models.transformer import TransformerConfig
@@ -31,6 +30,7 @@ class CausalLMTask(TextTask):
 
   display_metrics = ('loss', 'accuracy', 'perplexity')
   bos_per_document = True
+  hf_kinds = ('gpt2',)
 
   def check_config(self) -> None:
     super().check_config()
@@ -41,7 +41,7 @@ class CausalLMTask(TextTask):
   def prepare_data(self, process_index: int, process_count: int) -> TaskData:
     self.check_config()
     data = self.prepare_rows()
-    pad_row = {'tokens': tokenizer_lib.PAD_ID, 'segment_ids': 0}
+    pad_row = {'tokens': self.ids.pad_id, 'segment_ids': 0}
     return self.text_task_data(data, process_index, process_count, None, None, pad_row)
 
   def transformer_config(self, **overrides) -> TransformerConfig:

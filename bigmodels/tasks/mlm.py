@@ -9,19 +9,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bigmodels.data import masking, tokenizer as tokenizer_lib
+from bigmodels.data import masking
 from bigmodels.errors import UserError
 from bigmodels.models import bert
 from bigmodels.models.transformer import TransformerConfig
 from bigmodels.tasks.base import Batch, TaskData
 from bigmodels.tasks.text_base import TextTask, token_loss_sums
 
-NUM_SPECIAL, MASK_ID, PAD_ID = (tokenizer_lib.NUM_SPECIAL, tokenizer_lib.MASK_ID,
-                                tokenizer_lib.PAD_ID)
 
 
 class MaskedLMTask(TextTask):
   """BERT-style pre-training on `data.*` text with `model.*` encoder settings."""
+
+  hf_kinds = ('bert',)
 
   display_metrics = ('loss', 'mlm_accuracy')
 
@@ -56,7 +56,8 @@ class MaskedLMTask(TextTask):
     masked = masking.mask_tokens(
         batch['tokens'], rng, mask_rate=rate,
         max_predictions=masking.num_predictions(self.config.data.seq_len, rate),
-        mask_id=MASK_ID, vocab_size=self.config.model.vocab_size, num_special=NUM_SPECIAL,
+        mask_id=self.ids.mask_id, vocab_size=self.config.model.vocab_size,
+        num_special=self.ids.num_special,
         mask_prob=mask_prob, random_prob=random_prob)
     masked['segment_ids'] = batch['segment_ids']
     return masked
@@ -64,7 +65,7 @@ class MaskedLMTask(TextTask):
   def prepare_data(self, process_index: int, process_count: int) -> TaskData:
     self.check_config()
     data = self.prepare_rows()
-    pad_row = {'tokens': PAD_ID, 'segment_ids': 0}
+    pad_row = {'tokens': self.ids.pad_id, 'segment_ids': 0}
     return self.text_task_data(data, process_index, process_count, self.mask,
                                self.mask_for_eval, pad_row)
 

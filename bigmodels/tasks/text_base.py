@@ -41,12 +41,61 @@ class TextTask(Task):
 
   # Packed rows with a [CLS] per document (causal LMs) rather than per row.
   bos_per_document = False
+  # Hugging Face architectures `init_from=hf:FOLDER` may load into this task's model.
+  hf_kinds: tuple[str, ...] = ()
 
   def __init__(self, config):
     super().__init__(config)
-    self.tokenizer: tokenizer_lib.Tokenizer | None = None
+    self.tokenizer: Any = None  # tokenizer_lib.Tokenizer, or a checkpoint's HFTokenizer.
     if 'size' in config.model:
       transformer.resolve_size(config.model)
+    self._apply_hf_architecture()
+
+  @property
+  def ids(self) -> Any:
+    """The special token ids (pad_id, cls_id, sep_id, mask_id, num_special) of the tokenizer,
+    or of our own tokenizers before it is loaded."""
+    return self.tokenizer or tokenizer_lib.Tokenizer
+
+  def _apply_hf_architecture(self) -> None:
+    """For init_from=hf:FOLDER: the model block takes the checkpoint's architecture."""
+    from bigmodels.hf import checkpoint as hf
+    c = self.config
+    folder = hf.strip_prefix(c.get('init_from') or '')
+    if folder is None:
+      return
+    kind, fields = hf.read_architecture(folder)
+    if kind not in self.hf_kinds or c.model.get('arch', 'transformer') != 'transformer':
+      takes = ' or '.join(self.hf_kinds) or 'no Hugging Face'
+      raise UserError(f'init_from={c.init_from} holds a {kind} checkpoint, but task {c.task!r}'
+                      f' (model.arch={c.model.get("arch", "transformer")}) takes {takes} '
+                      'checkpoints: choose the matching config')
+    changed = {k: v for k, v in fields.items() if k in c.model and c.model[k] != v}
+    for key, value in changed.items():
+      c.model[key] = value
+    if changed:
+      print(f'note: model set from {folder}/config.json: '
+            + ', '.join(f'{k}={v}' for k, v in changed.items()), flush=True)
+
+  def hf_tokenizer(self) -> Any:
+    """The tokenizer of an init_from=hf: checkpoint, or of an init_from run that kept one;
+    else None (the run uses our own tokenizer)."""
+    from bigmodels.hf import checkpoint as hf
+    from bigmodels.hf.tokenizer import RUN_FOLDER, HFTokenizer
+    init_from = self.config.get('init_from') or ''
+    folder = hf.strip_prefix(init_from)
+    if folder is not None:
+      return HFTokenizer(folder, hf.read_architecture(folder)[0])
+    if init_from and (Path(init_from) / RUN_FOLDER).is_dir():
+      return HFTokenizer(Path(init_from) / RUN_FOLDER)
+    return None
+
+  def check_tokenizer_fits(self, tok: Any) -> None:
+    """UserError if a checkpoint's tokenizer has ids beyond the model's vocabulary."""
+    if tok.vocab_size > self.config.model.vocab_size:
+      raise UserError(f'the tokenizer of {tok.folder} has {tok.vocab_size} tokens but the '
+                      f'model only {self.config.model.vocab_size}: use the checkpoint\'s own '
+                      'tokenizer files')
 
   def check_config(self) -> None:
     c = self.config
@@ -80,10 +129,14 @@ class TextTask(Task):
     """Tokenizer and packed rows of both splits; lowers model.vocab_size to what the corpus
     filled (recorded in config.json)."""
     c = self.config
-    data = text.prepare_text_data(c.data, self.tokenizer_vocab_size(), self.bos_per_document)
+    hf_tok = self.hf_tokenizer()
+    if hf_tok is not None:
+      self.check_tokenizer_fits(hf_tok)
+    data = text.prepare_text_data(c.data, self.tokenizer_vocab_size(), self.bos_per_document,
+                                  tokenizer=hf_tok)
     self.tokenizer = data.tokenizer
     wanted = self.tokenizer_vocab_size()
-    if data.tokenizer.vocab_size < wanted:
+    if data.tokenizer.vocab_size < wanted and hf_tok is None:
       used = data.tokenizer.vocab_size + self.extra_vocab()
       extra = f' ({self.extra_vocab()} of them reserved)' if self.extra_vocab() else ''
       print(f'note: the corpus filled only {data.tokenizer.vocab_size} tokens of the requested '
@@ -109,8 +162,12 @@ class TextTask(Task):
     return TaskData(train=train, eval=evals, description=description)
 
   def save_assets(self, workdir: Path) -> None:
-    """Keeps the tokenizer beside the checkpoints (for predict and fine-tuning)."""
-    if self.tokenizer is not None:
+    """Keeps the tokenizer beside the checkpoints (for predict and fine-tuning): ours as
+    tokenizer.model, a checkpoint's as its files in hf_tokenizer/."""
+    from bigmodels.hf.tokenizer import RUN_FOLDER, HFTokenizer
+    if isinstance(self.tokenizer, HFTokenizer):
+      self.tokenizer.save(workdir / RUN_FOLDER)
+    elif self.tokenizer is not None:
       atomic.write_bytes_atomic(workdir / TOKENIZER_FILE, self.tokenizer.model_proto)
 
   def tokens_per_example(self) -> int:
@@ -120,8 +177,8 @@ class TextTask(Task):
     """Random packed rows (two documents each) with the real rows' shapes."""
     seq_len = self.config.data.seq_len
     vocab = self.tokenizer_vocab_size()
-    tokens = rng.integers(tokenizer_lib.NUM_SPECIAL, vocab, (batch_size, seq_len))
-    tokens[:, 0] = tokenizer_lib.CLS_ID
+    tokens = rng.integers(self.ids.num_special, vocab, (batch_size, seq_len))
+    tokens[:, 0] = self.ids.cls_id
     segments = np.ones((batch_size, seq_len), np.int32)
     segments[:, seq_len // 2:] = 2
     return {'tokens': tokens.astype(np.int32), 'segment_ids': segments}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -16,6 +17,7 @@ import numpy as np
 from bigmodels import atomic
 from bigmodels.data import cache, loader, text, tokenizer as tokenizer_lib, wordnet
 from bigmodels.errors import UserError
+from bigmodels.hf import checkpoint as hf
 from bigmodels.models import bert
 from bigmodels.models.transformer import TransformerConfig
 from bigmodels.tasks.base import Batch, TaskData
@@ -29,6 +31,7 @@ class TextClassificationTask(TextTask):
 
   display_metrics = ('loss', 'accuracy', 'macro_f1')
   class_names = wordnet.LEXNAMES
+  hf_kinds = ('bert',)
 
   def check_config(self) -> None:
     super().check_config()
@@ -39,10 +42,17 @@ class TextClassificationTask(TextTask):
     if not 0.0 < c.data.heldout_percent < 100.0:
       raise UserError(f'data.heldout_percent={c.data.heldout_percent} must be in (0, 100)')
 
-  def _load_tokenizer(self) -> tuple[tokenizer_lib.Tokenizer, str]:
-    """data.tokenizer, else the init_from run's tokenizer, else the default corpus's."""
+  def _load_tokenizer(self) -> tuple[Any, str]:
+    """data.tokenizer, else the init_from checkpoint's or run's tokenizer, else the default
+    corpus's."""
     c = self.config
     path = c.data.tokenizer
+    if not path:
+      hf_tok = self.hf_tokenizer()
+      if hf_tok is not None:
+        self.check_tokenizer_fits(hf_tok)
+        return hf_tok, f'{hf_tok.folder} (Hugging Face {hf_tok.kind})'
+
     if not path and c.init_from and (Path(c.init_from) / TOKENIZER_FILE).is_file():
       path = str(Path(c.init_from) / TOKENIZER_FILE)
     if path:
@@ -57,11 +67,10 @@ class TextClassificationTask(TextTask):
     tok = text.corpus_tokenizer(corpus, c.model.vocab_size)
     return tok, f'the {c.model.vocab_size}-token tokenizer of the default corpus'
 
-  def _rows(self, tok: tokenizer_lib.Tokenizer) -> dict[str, dict[str, np.ndarray]]:
+  def _rows(self, tok: Any) -> dict[str, dict[str, np.ndarray]]:
     """Encoded train/eval rows, cached per (tokenizer, seq_len, split)."""
-    import hashlib
     d = self.config.data
-    digest = hashlib.sha1(tok.model_proto).hexdigest()[:12]
+    digest = tok.fingerprint
     folder = cache.data_cache_dir() / 'wordnet'
     name = f'glosses-{digest}-{d.seq_len}-{d.heldout_percent:g}'
     path = folder / f'{name}.npz'
@@ -74,9 +83,8 @@ class TextClassificationTask(TextTask):
             flush=True)
       flat = {}
       for split, items in examples.items():
-        rows = wordnet.encode_examples(items, tok.encode_batch, d.seq_len,
-                                       tokenizer_lib.CLS_ID, tokenizer_lib.SEP_ID,
-                                       tokenizer_lib.PAD_ID)
+        rows = wordnet.encode_examples(items, tok.encode_batch, d.seq_len, tok.cls_id,
+                                       tok.sep_id, tok.pad_id)
         flat.update({f'{split}/{k}': v for k, v in rows.items()})
       if not d.wordnet_dir:
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +99,7 @@ class TextClassificationTask(TextTask):
     c = self.config
     tok, source = self._load_tokenizer()
     self.tokenizer = tok
-    if tok.vocab_size != c.model.vocab_size:
+    if tok.vocab_size != c.model.vocab_size and not hf.strip_prefix(c.init_from or ''):
       print(f'note: model.vocab_size={c.model.vocab_size} set to the tokenizer\'s '
             f'{tok.vocab_size} (recorded in config.json)', flush=True)
       c.model.vocab_size = tok.vocab_size
@@ -102,7 +110,7 @@ class TextClassificationTask(TextTask):
     eval_rows = dict(rows['eval'], weight=np.ones(len(rows['eval']['label']), np.float32))
     evals = loader.eval_batches(
         eval_rows, c.batch_size, c.seed + 1, None,
-        pad_row={'tokens': tokenizer_lib.PAD_ID, 'segment_ids': 0, 'label': 0, 'weight': 0.0},
+        pad_row={'tokens': tok.pad_id, 'segment_ids': 0, 'label': 0, 'weight': 0.0},
         max_batches=c.eval_steps, process_index=process_index, process_count=process_count)
     n_train, n_eval = len(rows['train']['label']), len(rows['eval']['label'])
     description = (f'{wordnet.wordnet_dir_label(c.data.wordnet_dir)}: {n_train} train / '

@@ -1,4 +1,5 @@
-"""Fine-tuning: initialise a fresh run's parameters from another run's newest checkpoint.
+"""Fine-tuning: initialise a fresh run's parameters from another run's newest checkpoint, or
+from a Hugging Face checkpoint folder (`hf:FOLDER`, see bigmodels.hf).
 
 Every parameter of the new model is either loaded (same path and shape in the source) or
 freshly initialised because it matches one of the `init_fresh` glob patterns (e.g. a new
@@ -92,10 +93,35 @@ def source_shapes(state_dir: Path) -> dict[str, tuple[int, ...]]:
   return {k: tuple(v.shape) for k, v in param_paths(_params_of(state_dir, tree)).items()}
 
 
+def _hf_source(folder: Path, target: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+  """A Hugging Face checkpoint's parameters under our paths (stacked like `target` when its
+  layers are scanned), and what to call the source."""
+  from bigmodels.hf import checkpoint as hf
+  kind, fields = hf.read_architecture(folder)
+  params, _ = hf.to_params(kind, hf.read_tensors(folder), fields['num_heads'],
+                           fields['num_layers'])
+  return hf.stack_layers(params, set(target)), f'{hf.PREFIX}{folder}'
+
+
+def _source(source_dir: str | Path, target: dict[str, Any]
+            ) -> tuple[dict[str, np.ndarray], str]:
+  """{path: host array} of an init_from value (a run folder or hf:FOLDER) and its label."""
+  from bigmodels.hf import checkpoint as hf
+  folder = hf.strip_prefix(str(source_dir))
+  if folder is not None:
+    return _hf_source(folder, target)
+  state_dir = newest_checkpoint(source_dir)
+  return load_source_params(state_dir), str(state_dir.parent)
+
+
 def check(abstract_params: Any, source_dir: str | Path, fresh: tuple[str, ...]) -> None:
   """Raises the UserError `initialize_from` would, before anything is written or trained."""
-  source = {k: np.empty(v, np.int8) for k, v in
-            source_shapes(newest_checkpoint(source_dir)).items()}
+  from bigmodels.hf import checkpoint as hf
+  if hf.strip_prefix(str(source_dir)) is not None:
+    source = _source(source_dir, param_paths(abstract_params))[0]
+  else:
+    source = {k: np.empty(v, np.int8) for k, v in
+              source_shapes(newest_checkpoint(source_dir)).items()}
   plan(param_paths(abstract_params), source, tuple(fresh))
 
 
@@ -140,15 +166,15 @@ def format_table(decisions: dict[str, list[str]], shapes: dict[str, tuple[int, .
 
 def initialize_from(params: Any, source_dir: str | Path, fresh: tuple[str, ...],
                     log: Callable[[str], None] = print) -> Any:
-  """`params` (freshly initialised, sharded) with every non-fresh leaf replaced by the source
-  run's saved value, cast to its dtype and placed in its sharding; logs the table."""
-  state_dir = newest_checkpoint(source_dir)
-  source = load_source_params(state_dir)
+  """`params` (freshly initialised, sharded) with every non-fresh leaf replaced by the source's
+  value (a run's newest checkpoint, or a Hugging Face checkpoint for `hf:FOLDER`), cast to its
+  dtype and placed in its sharding; logs the table."""
   target = param_paths(params)
+  source, label = _source(source_dir, target)
   decisions = plan(target, source, tuple(fresh))
   shapes = {**{k: tuple(v.shape) for k, v in source.items()},
             **{k: tuple(v.shape) for k, v in target.items()}}
-  log(f'init_from {state_dir.parent}:\n{format_table(decisions, shapes)}')
+  log(f'init_from {label}:\n{format_table(decisions, shapes)}')
   loaded = set(decisions['loaded'])
 
   def replace(path, leaf):
