@@ -149,3 +149,90 @@ def test_unsupported_checkpoints_fail_with_one_line_errors(tmp_path):
     hf.read_tensors(folder)
   with pytest.raises(UserError, match='no config.json'):
     hf.read_architecture(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training from an imported checkpoint, with the checkpoint's own tokenizer.
+
+def bert_with_tokenizer(tmp_path):
+  """A tiny BertForMaskedLM whose WordPiece vocabulary covers the test corpus and glosses."""
+  from tests.helpers import WORDS
+  folder = tmp_path / 'bert_tok'
+  folder.mkdir()
+  vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', ','] + sorted(set(WORDS))
+  (tmp_path / 'vocab.txt').write_text('\n'.join(vocab) + '\n')
+  transformers.BertTokenizerFast(vocab_file=str(tmp_path / 'vocab.txt')).save_pretrained(folder)
+  torch.manual_seed(0)
+  config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=64,
+                                   max_position_embeddings=64)
+  return save_hf(transformers.BertForMaskedLM(config), folder)
+
+
+def gpt2_with_tokenizer(tmp_path):
+  """A tiny GPT2LMHeadModel with a byte-level BPE tokenizer trained on the test words."""
+  from tokenizers import ByteLevelBPETokenizer
+  from tests.helpers import WORDS
+  folder = tmp_path / 'gpt2_tok'
+  folder.mkdir()
+  bpe = ByteLevelBPETokenizer()
+  bpe.train_from_iterator([' '.join(WORDS)] * 20, vocab_size=300,
+                          special_tokens=['<|endoftext|>'])
+  bpe.save_model(str(tmp_path))
+  transformers.GPT2TokenizerFast(vocab_file=str(tmp_path / 'vocab.json'),
+                                 merges_file=str(tmp_path / 'merges.txt')).save_pretrained(folder)
+  torch.manual_seed(0)
+  config = transformers.GPT2Config(vocab_size=300, n_embd=32, n_layer=2, n_head=2,
+                                   n_positions=64)
+  return save_hf(transformers.GPT2LMHeadModel(config), folder)
+
+
+def test_fine_tuning_from_hf_bert_trains_checkpoints_and_resumes(tmp_path, corpus_dir, capfd):
+  from tests.helpers import text_family_overrides, write_wordnet
+  from tests.run_tiny import train_and_report
+  folder = bert_with_tokenizer(tmp_path)
+  overrides = text_family_overrides(corpus_dir, 'causal_lm')
+  del overrides['data.corpus_dir']
+  overrides.update({'data.wordnet_dir': str(write_wordnet(tmp_path / 'wordnet')),
+                    'data.seq_len': 16, 'data.heldout_percent': 25.0,
+                    'init_from': f'hf:{folder}'})
+  full = train_and_report(str(tmp_path / 'full'), 'classify_text', overrides)
+  train_and_report(str(tmp_path / 'resumed'), 'classify_text', overrides, stop_at=3)
+  resumed = train_and_report(str(tmp_path / 'resumed'), 'classify_text', overrides)
+  assert len(full['losses']) == 6 and np.isfinite(full['losses']).all()
+  assert full['losses'] == resumed['losses'] and full['eval'] == resumed['eval']
+  log = capfd.readouterr().out
+  assert f'init_from hf:{folder}' in log and 'resuming from checkpoint at step 3' in log
+  assert 'data: ' in log and 'Hugging Face bert' in log  # The checkpoint's tokenizer.
+  assert (tmp_path / 'full' / 'hf_tokenizer' / 'vocab.txt').is_file()
+  # The encoder came from the checkpoint: at step 0 the embeddings equal its tensors.
+  import json
+  config = json.loads((tmp_path / 'full' / 'config.json').read_text())
+  assert config['model']['num_layers'] == 2 and config['model']['layer_norm_eps'] == 1e-12
+  assert config['model']['pre_ln'] is False and config['model']['gelu_approximate'] is False
+
+
+@pytest.mark.parametrize('kind', ['bert', 'gpt2'])
+def test_continued_pretraining_from_hf_starts_from_its_weights(tmp_path, corpus_dir, kind,
+                                                              capfd):
+  """mlm from BERT, causal_lm from GPT-2, on our corpus with the checkpoint's tokenizer: at
+  learning rate 0 the trained parameters are exactly the checkpoint's, every one loaded."""
+  from tests.helpers import text_family_overrides
+  from tests.run_tiny import train_and_report
+  folder = bert_with_tokenizer(tmp_path) if kind == 'bert' else gpt2_with_tokenizer(tmp_path)
+  name = 'mlm' if kind == 'bert' else 'causal_lm'
+  overrides = text_family_overrides(corpus_dir, 'causal_lm')
+  overrides.update({'init_from': f'hf:{folder}', 'optimizer.learning_rate': 0.0})
+  report = train_and_report(str(tmp_path / 'run'), name, overrides)
+  assert len(report['losses']) == 6 and np.isfinite(report['losses']).all()
+  log = capfd.readouterr().out
+  assert f'init_from hf:{folder}' in log and ' 0 fresh, 0 ignored' in log
+  assert (tmp_path / 'run' / 'hf_tokenizer').is_dir()
+  kind_, fields = hf.read_architecture(folder)
+  expected, _ = hf.to_params(kind_, hf.read_tensors(folder), fields['num_heads'],
+                             fields['num_layers'])
+  final = dict(np.load(tmp_path / 'run' / 'final.npz'))
+  final = {k[len('params/'):]: v for k, v in final.items() if k.startswith('params/')}
+  assert set(final) == set(expected)
+  for path, value in expected.items():
+    np.testing.assert_array_equal(final[path], value, err_msg=path)
