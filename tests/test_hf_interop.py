@@ -236,3 +236,62 @@ def test_continued_pretraining_from_hf_starts_from_its_weights(tmp_path, corpus_
   assert set(final) == set(expected)
   for path, value in expected.items():
     np.testing.assert_array_equal(final[path], value, err_msg=path)
+
+
+# ----------------------------------------------------------------------------------------------
+# experiments.export on runs trained here (our SentencePiece tokenizer).
+
+@pytest.mark.parametrize('name', ['mlm', 'causal_lm'])
+def test_export_of_a_run_loads_in_transformers_with_equal_logits_and_tokens(
+    tmp_path, corpus_dir, name):
+  from tests.helpers import run_module, text_family_overrides
+  from tests.run_tiny import train_and_report
+  overrides = text_family_overrides(corpus_dir, 'causal_lm')
+  overrides.update({'model.pre_ln': name != 'mlm', 'model.dropout_rate': 0.0})
+  workdir = tmp_path / 'run'
+  train_and_report(str(workdir), name, overrides)
+  out = tmp_path / 'exported'
+  result = run_module('experiments.export', [f'--workdir={workdir}', f'--out={out}'])
+  assert result.returncode == 0, result.stderr[-2000:]
+  auto = transformers.AutoModelForMaskedLM if name == 'mlm' else transformers.AutoModelForCausalLM
+  theirs, info = auto.from_pretrained(out, output_loading_info=True)
+  assert {k: v for k, v in info.items() if v} == {}
+  # Tokens: transformers' tokenizer from the folder encodes the corpus as our tokenizer does.
+  from bigmodels.inference.run import load_run
+  run = load_run(workdir)
+  hf_tok = transformers.AutoTokenizer.from_pretrained(out)
+  lines = [l for f in sorted(corpus_dir.iterdir()) for l in f.read_text().splitlines()
+           if l.strip()][:40]
+  for line in lines:
+    expected = run.tokenizer.encode(line)
+    if name == 'mlm':
+      expected = [2] + expected + [3]  # [CLS] ... [SEP]
+    assert hf_tok(line)['input_ids'] == expected, line
+  # Logits of the exported model equal our run's on the same ids.
+  ids = np.array([hf_tok(lines[0])['input_ids'][:24], hf_tok(lines[1])['input_ids'][:24]])
+  ones = np.ones_like(ids)
+  model = run.task.build_model()
+  variables = {'params': run.params}
+  if name == 'mlm':
+    positions = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+    ours = model.apply(variables, jnp.asarray(ids), jnp.asarray(ones), jnp.asarray(positions))
+  else:
+    ours = model.apply(variables, jnp.asarray(ids), jnp.asarray(ones))
+  with torch.no_grad():
+    reference = theirs.eval()(input_ids=torch.tensor(ids)).logits.numpy()
+  np.testing.assert_allclose(np.asarray(ours), reference, atol=1e-5, rtol=0)
+  # A second export into the same folder is refused; the first is untouched.
+  before = (out / 'model.safetensors').read_bytes()
+  again = run_module('experiments.export', [f'--workdir={workdir}', f'--out={out}'])
+  assert again.returncode != 0 and 'not empty' in again.stderr
+  assert (out / 'model.safetensors').read_bytes() == before
+
+
+def test_export_refuses_models_transformers_cannot_express(tmp_path, corpus_dir):
+  from tests.helpers import run_module, text_family_overrides
+  from tests.run_tiny import train_and_report
+  workdir = tmp_path / 'preln'
+  train_and_report(str(workdir), 'mlm', text_family_overrides(corpus_dir, 'causal_lm'))
+  result = run_module('experiments.export', [f'--workdir={workdir}', f'--out={tmp_path / "o"}'])
+  assert result.returncode != 0 and 'model.pre_ln=False' in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / 'o').exists()

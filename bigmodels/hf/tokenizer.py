@@ -102,3 +102,52 @@ class HFTokenizer:
     for name in FILES:
       if (self.folder / name).is_file() and self.folder.resolve() != folder.resolve():
         atomic.write_bytes_atomic(folder / name, (self.folder / name).read_bytes())
+
+
+def from_sentencepiece(model_proto: bytes, with_cls_sep: bool) -> Any:
+  """Our SentencePiece BPE model as a `tokenizers.Tokenizer` (for tokenizer.json): the same
+  vocabulary and ids, merges recovered from the pieces (a piece made of two pieces merges at
+  its own rank), SentencePiece's own normalisation table, '▁' word boundaries. `with_cls_sep`
+  adds [CLS] ... [SEP] around each text, as BERT expects."""
+  from sentencepiece import sentencepiece_model_pb2
+  from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
+  from tokenizers import pre_tokenizers, processors
+  from bigmodels.data import tokenizer as ours
+  proto = sentencepiece_model_pb2.ModelProto()
+  proto.ParseFromString(model_proto)
+  vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
+  normal = {piece for piece, i in vocab.items() if i >= ours.NUM_SPECIAL}
+  merges = sorted((vocab[piece], vocab[piece[:k]], vocab[piece[k:]], piece[:k], piece[k:])
+                  for piece in normal for k in range(1, len(piece))
+                  if piece[:k] in normal and piece[k:] in normal)
+  tok = Tokenizer(models.BPE(vocab=vocab, merges=[(a, b) for *_, a, b in merges],
+                             unk_token=ours.UNK, fuse_unk=True))
+  spec = proto.normalizer_spec
+  steps = [normalizers.Precompiled(spec.precompiled_charsmap)] if spec.precompiled_charsmap else []
+  if spec.remove_extra_whitespaces:
+    steps += [normalizers.Strip(), normalizers.Replace(Regex(' {2,}'), ' ')]
+  tok.normalizer = normalizers.Sequence(steps)
+  tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement='▁', prepend_scheme='always')
+  tok.decoder = decoders.Metaspace(replacement='▁', prepend_scheme='always')
+  tok.add_special_tokens([AddedToken(t, special=True) for t in ours.SPECIAL_TOKENS])
+  if with_cls_sep:
+    tok.post_processor = processors.TemplateProcessing(
+        single=f'{ours.CLS} $A {ours.SEP}', pair=f'{ours.CLS} $A {ours.SEP} $B:1 {ours.SEP}:1',
+        special_tokens=[(ours.CLS, ours.CLS_ID), (ours.SEP, ours.SEP_ID)])
+  return tok
+
+
+def write_sentencepiece_as_hf(model_proto: bytes, folder: Path, with_cls_sep: bool,
+                              max_len: int) -> None:
+  """tokenizer.json and tokenizer_config.json (a PreTrainedTokenizerFast with our special
+  tokens) of our SentencePiece tokenizer, into `folder`."""
+  from bigmodels import atomic
+  from bigmodels.data import tokenizer as ours
+  tok = from_sentencepiece(model_proto, with_cls_sep)
+  atomic.write_text_atomic(folder / 'tokenizer.json', tok.to_str())
+  config = dict(tokenizer_class='PreTrainedTokenizerFast', model_max_length=max_len,
+                pad_token=ours.PAD, unk_token=ours.UNK, cls_token=ours.CLS,
+                sep_token=ours.SEP, mask_token=ours.MASK)
+  if not with_cls_sep:
+    config.update(bos_token=ours.CLS, eos_token=ours.SEP)
+  atomic.write_text_atomic(folder / 'tokenizer_config.json', json.dumps(config, indent=2) + '\n')
