@@ -236,6 +236,12 @@ def test_continued_pretraining_from_hf_starts_from_its_weights(tmp_path, corpus_
   assert set(final) == set(expected)
   for path, value in expected.items():
     np.testing.assert_array_equal(final[path], value, err_msg=path)
+  # predict works on such a run with the checkpoint's tokenizer (mask fill / generation).
+  from tests.helpers import run_module
+  args = (['--text=the model [MASK] data'] if kind == 'bert' else
+          ['--prompt=the model reads', '--max_new_tokens=4', '--temperature=0'])
+  result = run_module('experiments.predict', [f'--workdir={tmp_path / "run"}', *args])
+  assert result.returncode == 0, result.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,3 +301,40 @@ def test_export_refuses_models_transformers_cannot_express(tmp_path, corpus_dir)
   result = run_module('experiments.export', [f'--workdir={workdir}', f'--out={tmp_path / "o"}'])
   assert result.returncode != 0 and 'model.pre_ln=False' in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / 'o').exists()
+
+
+def test_scanned_layers_load_the_same_checkpoint(tmp_path):
+  import dataclasses
+  folder = bert_folder(tmp_path)
+  _, model, params = imported(folder)
+  scanned = BertMLM(dataclasses.replace(model.config, scan_layers=True))
+  ids, mask = padded_batch(BERT_SHAPES['tiny']['vocab_size'], [16, 7])
+  positions = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+  args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(positions))
+  import jax
+  import flax.linen as nn
+  target = param_paths(nn.unbox(
+      jax.eval_shape(lambda: scanned.init(jax.random.key(0), *args))['params']))
+  stacked = hf.stack_layers({k: np.asarray(v) for k, v in param_paths(params).items()},
+                            set(target))
+  assert set(stacked) == set(target)
+  out = scanned.apply({'params': traverse_util.unflatten_dict(stacked, sep='/')}, *args)
+  expected = model.apply({'params': params}, *args)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(expected), atol=1e-5, rtol=0)
+  assert hf.unstack_layers(stacked).keys() == param_paths(params).keys()
+
+
+def test_wrong_checkpoint_for_the_task_and_missing_tokenizer_are_one_line_errors(tmp_path):
+  from tests.helpers import run_module
+  folder = gpt2_folder(tmp_path)  # No tokenizer files saved with it.
+  result = run_module('experiments.main', ['--config=configs/mlm.py:runlocal=1',
+                                           f'--workdir={tmp_path / "a"}',
+                                           f'--config.init_from=hf:{folder}'])
+  assert result.returncode != 0 and 'holds a gpt2 checkpoint' in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+  result = run_module('experiments.main', ['--config=configs/causal_lm.py:runlocal=1',
+                                           f'--workdir={tmp_path / "b"}',
+                                           f'--config.init_from=hf:{folder}'])
+  assert result.returncode != 0 and 'has no tokenizer' in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+  assert not (tmp_path / 'b' / 'checkpoints').exists()

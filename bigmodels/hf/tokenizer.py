@@ -83,6 +83,16 @@ class HFTokenizer:
     """Token ids of one text (no special tokens added)."""
     return self._tok.encode(text, add_special_tokens=False).ids
 
+  def encode_masked(self, text: str) -> list[int]:
+    """Token ids of a text with [MASK] placeholders, each one mask id."""
+    ids: list[int] = []
+    for i, chunk in enumerate(text.split('[MASK]')):
+      if i:
+        ids.append(self.mask_id)
+      if chunk.strip():
+        ids.extend(self.encode(chunk.strip()))
+    return ids
+
   def encode_batch(self, texts: list[str]) -> list[list[int]]:
     """Token ids of many texts, encoded in parallel."""
     return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]

@@ -14,8 +14,8 @@ from bigmodels.data import tokenizer as tokenizer_lib
 def fill_mask(model: Any, params: Any, tok: tokenizer_lib.Tokenizer, text: str, top_k: int = 5
               ) -> list[list[tuple[str, float]]]:
   """For each [MASK] in `text`, in order: the top_k (token, probability) pairs."""
-  ids = [tokenizer_lib.CLS_ID] + tok.encode_masked(text) + [tokenizer_lib.SEP_ID]
-  positions = [i for i, t in enumerate(ids) if t == tokenizer_lib.MASK_ID]
+  ids = [tok.cls_id] + tok.encode_masked(text) + [tok.sep_id]
+  positions = [i for i, t in enumerate(ids) if t == tok.mask_id]
   if not positions:
     raise ValueError('the text has no [MASK] token: write [MASK] where a word should be '
                      'predicted')

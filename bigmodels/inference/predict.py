@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bigmodels.data import tokenizer as tokenizer_lib
 from bigmodels.errors import UserError
 from bigmodels.inference import fill_mask, generate
 from bigmodels.inference.run import LoadedRun, load_run
@@ -36,8 +35,8 @@ def generate_tokens(run: LoadedRun, prompts: Sequence[str], *, max_new_tokens: i
     if run.config.model.arch != 'transformer':
       raise UserError('predict generates with Transformer runs (causal_lm, t5_span); this '
                       'run is an LSTM')
-    ids = [[tokenizer_lib.CLS_ID] + tok.encode(p) for p in batch_prompts]
-    tokens, valid = generate.left_pad(ids, tokenizer_lib.PAD_ID)
+    ids = [[tok.cls_id] + tok.encode(p) for p in batch_prompts]
+    tokens, valid = generate.left_pad(ids, tok.pad_id)
     if tokens.shape[1] + max_new_tokens > run.config.model.max_len:
       raise UserError(f'prompt ({tokens.shape[1]} tokens) + max_new_tokens={max_new_tokens} '
                       f'exceed the model\'s {run.config.model.max_len} positions: shorten them')
@@ -50,7 +49,7 @@ def generate_tokens(run: LoadedRun, prompts: Sequence[str], *, max_new_tokens: i
     for p in batch_prompts:
       ids, k = [], 0
       for t in tok.encode_masked(p):
-        if t == tokenizer_lib.MASK_ID:
+        if t == tok.mask_id:
           t, k = task.sentinel_id(k), k + 1
         ids.append(t)
       rows.append(ids)
@@ -64,11 +63,11 @@ def generate_tokens(run: LoadedRun, prompts: Sequence[str], *, max_new_tokens: i
     model = task.build_model(decode=use_cache)
     out, seconds = _timed(generate.seq2seq_decode, model, run.params, jnp.asarray(inputs),
                           jnp.asarray((inputs != 0).astype(np.int32)), rng,
-                          tokenizer_lib.CLS_ID, max_new_tokens, sampling, use_cache)
+                          tok.cls_id, max_new_tokens, sampling, use_cache)
   else:
     raise UserError(f'predict generates from causal_lm and span_corruption runs; this run is '
                     f'{run.config.task!r} (masked-LM runs: use --text with [MASK])')
-  return generate.cut_at(np.asarray(out), tokenizer_lib.SEP_ID), seconds
+  return generate.cut_at(np.asarray(out), tok.sep_id), seconds
 
 
 def _span_text(run: LoadedRun, ids: list[int]) -> str:

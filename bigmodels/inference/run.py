@@ -25,11 +25,14 @@ class LoadedRun:
   config: ml_collections.ConfigDict
   task: Task
   params: Any
-  tokenizer: tokenizer_lib.Tokenizer
+  tokenizer: Any  # tokenizer_lib.Tokenizer, or hf.tokenizer.HFTokenizer.
   step: int
 
 
-def _tokenizer(workdir: Path, config: Any) -> tokenizer_lib.Tokenizer:
+def _tokenizer(workdir: Path, config: Any) -> Any:
+  from bigmodels.hf.tokenizer import RUN_FOLDER, HFTokenizer
+  if (workdir / RUN_FOLDER).is_dir():  # A run started from a Hugging Face checkpoint.
+    return HFTokenizer(workdir / RUN_FOLDER)
   path = workdir / TOKENIZER_FILE
   if path.is_file():
     return tokenizer_lib.Tokenizer(path.read_bytes())
@@ -53,6 +56,7 @@ def load_run(workdir: str | Path) -> LoadedRun:
   """Loads the newest checkpoint of a text run; UserError if the folder is not one."""
   workdir = Path(workdir)
   config = read_run_config(workdir)
+  config.init_from = ''  # Its model settings are in config.json; the source may be gone.
   task = get_task(config)
   state_dir = newest_checkpoint(workdir)
   params = restore_params(state_dir)
