@@ -36,6 +36,7 @@ BASE_HELP = {
     'optimizer.grad_clip_norm': 'clip gradients to this global norm; 0 = no clipping',
     'mesh.axes': 'names of the device mesh axes',
     'mesh.shape': 'devices along each mesh axis; one -1 takes the remaining devices',
+    'mesh.dcn_shape': 'multi-host: granules (slices/processes) each axis spans over DCN; () = 1',
     'mesh.rules': 'logical axis name -> mesh axis (or axes, or None = replicated)',
 }
 
@@ -100,6 +101,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.mesh = ml_collections.ConfigDict(dict(
       axes=('data', 'fsdp', 'tensor'),
       shape=(-1, 1, 1),
+      dcn_shape=(),
       rules=(('activation_batch', ('data', 'fsdp')), ('activation_length', None),
              ('activation_embed', None), ('activation_mlp', 'tensor'),
              ('vocab', 'tensor'), ('embed', 'fsdp'), ('mlp', 'tensor'), ('heads', 'tensor'),

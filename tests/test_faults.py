@@ -176,6 +176,7 @@ def test_sigkill_in_every_phase_loses_nothing(tmp_path):
 
 @pytest.mark.parametrize('overrides, message', [
     ({'mesh.shape': (2, 1, 1)}, r'mesh.shape \(2, 1, 1\) does not fit 1 devices'),
+    ({'mesh.dcn_shape': (2, 1, 1)}, r'mesh.dcn_shape \(2, 1, 1\) must have one entry'),
     ({'data.seq_len': 128}, 'data.seq_len=128 exceeds model.max_len=64'),
     ({'data.mask_rate': 1.5}, r'data.mask_rate=1.5 must be in \(0, 1\)'),
     ({'data.mask_rate': 0.0}, r'data.mask_rate=0.0 must be in \(0, 1\)'),

@@ -47,7 +47,9 @@ def test_two_processes_train_on_the_one_process_batches_and_resume_on_one(corpus
   config = 'configs/mlm.py'
 
   def run(workdir, processes, steps):
-    procs = _launch(workdir, dict(overrides, total_steps=steps), _free_port(), config,
+    # Two processes: a hybrid mesh, the data axis over the 2 processes (DCN), 1 device each.
+    mesh = {'mesh.dcn_shape': (2, 1, 1)} if processes == 2 else {}
+    procs = _launch(workdir, dict(overrides, total_steps=steps, **mesh), _free_port(), config,
                     processes)
     outputs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0] * processes, outputs

@@ -9,6 +9,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bigmodels.errors import UserError
@@ -19,7 +20,12 @@ warnings.filterwarnings('ignore', message='.*`with mesh:` context manager has be
 
 
 def make_mesh(mesh_config: Any, devices: list | None = None) -> Mesh:
-  """Builds a Mesh with axes `mesh.axes` and sizes `mesh.shape` (one -1 = all remaining)."""
+  """Builds a Mesh with axes `mesh.axes` and sizes `mesh.shape` (one -1 = all remaining),
+  topology-aware: `jax.experimental.mesh_utils` orders the devices so that the last (most
+  communicating) axes stay within the fast interconnect. With `mesh.dcn_shape` (how many
+  granules -- TPU slices, else processes -- each axis spans; default all 1), the mesh is
+  hybrid: `mesh.shape` / `mesh.dcn_shape` devices per granule over ICI/NVLink, the granules
+  over the data-centre network (DCN)."""
   devices = devices if devices is not None else jax.devices()
   axes, shape = tuple(mesh_config.axes), list(mesh_config.shape)
   if len(axes) != len(shape):
@@ -34,8 +40,26 @@ def make_mesh(mesh_config: Any, devices: list | None = None) -> Mesh:
   if math.prod(shape) != len(devices):
     raise UserError(f'mesh.shape {tuple(shape)} uses {math.prod(shape)} devices but '
                     f'{len(devices)} are present: adjust mesh.shape (use -1 for one axis)')
-  device_grid = np.asarray(devices).reshape(shape)
-  return Mesh(device_grid, axes)
+  dcn = list(mesh_config.get('dcn_shape', None) or [1] * len(axes))
+  if len(dcn) != len(axes) or any(d < 1 or s % d for s, d in zip(shape, dcn)):
+    raise UserError(f'mesh.dcn_shape {tuple(dcn)} must have one entry >= 1 per axis of '
+                    f'{axes}, each dividing mesh.shape {tuple(shape)}')
+  try:
+    if math.prod(dcn) > 1:
+      ici = [s // d for s, d in zip(shape, dcn)]
+      slices = {getattr(d, 'slice_index', 0) for d in devices}  # TPU multi-slice sets these.
+      grid = mesh_utils.create_hybrid_device_mesh(
+          ici, dcn, devices, process_is_granule=len(slices) == 1,
+          allow_split_physical_axes=True)
+    else:
+      grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+  except (ValueError, AssertionError, NotImplementedError) as e:
+    if math.prod(dcn) > 1:
+      raise UserError(f'mesh.dcn_shape {tuple(dcn)} does not match the {jax.process_count()} '
+                      f'process(es) / slices ({str(e).splitlines()[0][:120]}): make its product '
+                      'the number of granules') from None
+    grid = np.asarray(devices).reshape(shape)  # A topology mesh_utils does not know.
+  return Mesh(grid, axes)
 
 
 def logical_rules(mesh_config: Any) -> tuple[tuple[str, Any], ...]:
