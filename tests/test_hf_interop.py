@@ -338,3 +338,16 @@ def test_wrong_checkpoint_for_the_task_and_missing_tokenizer_are_one_line_errors
   assert result.returncode != 0 and 'has no tokenizer' in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
   assert not (tmp_path / 'b' / 'checkpoints').exists()
+
+
+def test_peer_comparison_times_every_implementation_side_by_side():
+  from tests.helpers import run_module
+  result = run_module('experiments.compare_peers', [
+      '--shapes=bert-test,gpt2-test', '--windows=2', '--steps_per_window=1', '--warmup=1'])
+  assert result.returncode == 0, result.stderr[-2000:]
+  import json
+  rows = [json.loads(l) for l in result.stdout.splitlines() if l.startswith('{')]
+  assert [(r['shape'], r['implementation']) for r in rows] == [
+      (s, i) for s in ('bert-test', 'gpt2-test') for i in ('ours', 'hf_flax', 'pytorch')]
+  assert all(r['tokens_per_s'] > 0 and len(r['windows_ms']) == 2 for r in rows)
+  assert '| ours | ' in result.stdout and 'ours speed-up' in result.stdout

@@ -37,6 +37,9 @@ SHAPES = {
     'bert-base': Shape('bert', 12, 768, 12, 30522, 128, 8),
     'gpt2-mini': Shape('gpt2', 4, 256, 4, 50257, 128, 16),
     'gpt2-small': Shape('gpt2', 12, 768, 12, 50257, 128, 8),
+    # Seconds-long shapes for the tests.
+    'bert-test': Shape('bert', 1, 32, 2, 500, 32, 4),
+    'gpt2-test': Shape('gpt2', 1, 32, 2, 500, 32, 4),
 }
 MASK_RATE = 0.15
 LEARNING_RATE = 1e-4
