@@ -69,7 +69,11 @@ class CausalLMTask(TextTask):
     tokens, segments = batch['tokens'], batch['segment_ids']
     logits = model.apply(variables, tokens, segments, train=train, rngs={'dropout': rng})
     labels, weights = next_token_targets(tokens, segments)
-    sums = token_loss_sums(logits[:, :-1], labels, weights)
+    # Scored at every position, the last one with weight 0: slicing the [batch, len, vocab]
+    # logits instead would copy them (and pad their gradient) on the CPU backend.
+    labels = jnp.pad(labels, ((0, 0), (0, 1)))
+    weights = jnp.pad(weights, ((0, 0), (0, 1)))
+    sums = token_loss_sums(logits, labels, weights)
     return sums['loss_sum'] / jnp.maximum(sums['weight'], 1.0), sums, {}
 
   def summarize(self, sums):
