@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,20 @@ def _mlm_batch(shape: Shape, seed: int = 0) -> dict[str, np.ndarray]:
   return {'input_ids': ids, 'labels': labels}
 
 
+def _hf_config(shape: Shape) -> Any:
+  """The transformers BertConfig / GPT2Config of a shape, dropout off."""
+  import transformers
+  if shape.family == 'bert':
+    return transformers.BertConfig(
+        vocab_size=shape.vocab, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads, intermediate_size=4 * shape.hidden,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        max_position_embeddings=max(512, shape.seq_len))
+  return transformers.GPT2Config(
+      vocab_size=shape.vocab, n_embd=shape.hidden, n_layer=shape.layers, n_head=shape.heads,
+      n_positions=max(1024, shape.seq_len), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+
+
 def ours(shape: Shape) -> Trainer:
   """Our loop's compiled train step (configs/mlm.py or configs/causal_lm.py at this shape)."""
   import jax
@@ -103,11 +118,7 @@ def hf_flax(shape: Shape) -> Trainer:
   import optax
   import transformers
   if shape.family == 'bert':
-    config = transformers.BertConfig(
-        vocab_size=shape.vocab, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads, intermediate_size=4 * shape.hidden,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        max_position_embeddings=max(512, shape.seq_len))
+    config = _hf_config(shape)
     model = transformers.FlaxBertForMaskedLM(config, seed=0)
     batch = _mlm_batch(shape)
     inputs = {'input_ids': jnp.asarray(batch['input_ids']),
@@ -120,9 +131,7 @@ def hf_flax(shape: Shape) -> Trainer:
       xent = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
       return (xent * weights).sum() / weights.sum()
   else:
-    config = transformers.GPT2Config(
-        vocab_size=shape.vocab, n_embd=shape.hidden, n_layer=shape.layers, n_head=shape.heads,
-        n_positions=max(1024, shape.seq_len), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = _hf_config(shape)
     model = transformers.FlaxGPT2LMHeadModel(config, seed=0)
     ids = jnp.asarray(np.random.default_rng(0).integers(0, shape.vocab,
                                                         (shape.batch, shape.seq_len)))
@@ -153,17 +162,11 @@ def pytorch(shape: Shape) -> Trainer:
   import transformers
   torch.manual_seed(0)
   if shape.family == 'bert':
-    config = transformers.BertConfig(
-        vocab_size=shape.vocab, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads, intermediate_size=4 * shape.hidden,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        max_position_embeddings=max(512, shape.seq_len))
+    config = _hf_config(shape)
     model = transformers.BertForMaskedLM(config)
     batch = {k: torch.tensor(v) for k, v in _mlm_batch(shape).items()}
   else:
-    config = transformers.GPT2Config(
-        vocab_size=shape.vocab, n_embd=shape.hidden, n_layer=shape.layers, n_head=shape.heads,
-        n_positions=max(1024, shape.seq_len), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = _hf_config(shape)
     model = transformers.GPT2LMHeadModel(config)
     ids = torch.tensor(np.random.default_rng(0).integers(0, shape.vocab,
                                                         (shape.batch, shape.seq_len)))
