@@ -14,7 +14,10 @@ the step, which misses the FLOPs of cuBLAS/cuDNN calls on GPU).
 workers, masking or augmentation, host-to-device transfer) and adds input_step_ms (median
 window) and input_wait_share (the share of that step time the loop spends blocked waiting for
 the next batch). --profile=DIR records one more window with jax.profiler into DIR (open with
-TensorBoard's profile plugin or Perfetto); it is not one of the timed windows.
+TensorBoard's profile plugin or Perfetto); it is not one of the timed windows. It also writes
+DIR/op_summary.md (and prints it to stderr): the traced op time per step by kind of work
+(matmul, elementwise, copy/transpose, gather/scatter, ...) and by the model code each op came
+from, forward and backward (bigmodels.train.profiling).
 
 --compile_only lowers and compiles the train step from abstract shapes (no parameter is
 allocated, nothing runs) and prints compile_s and XLA's per-device memory estimate: a cheap
@@ -135,6 +138,20 @@ def compile_only(config: Any) -> dict[str, Any]:
           'mesh': dict(setup.mesh.shape), 'xla_step_gflops': (step_flops(compiled) or 0) / 1e9}
 
 
+def write_profile_summary(compiled: Any, profile_dir: str, steps: int) -> str:
+  """Writes PROFILE_DIR/op_summary.md (op time per step by kind of work and by model code,
+  bigmodels.train.profiling), prints it to stderr and returns its path."""
+  import sys
+  from pathlib import Path
+  from bigmodels import atomic
+  from bigmodels.train import profiling
+  lines = profiling.format_summary(profiling.summarize(compiled.as_text(), profile_dir, steps))
+  path = Path(profile_dir) / 'op_summary.md'
+  atomic.write_text_atomic(path, '\n'.join(lines) + '\n')
+  print('\n'.join(lines), file=sys.stderr)
+  return str(path)
+
+
 def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input: bool = False,
                   profile_dir: str | None = None) -> dict[str, Any]:
   """Builds the real training setup and times its train step; returns the result row."""
@@ -174,6 +191,7 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input
           state, metrics = compiled(state, batch)
         jax.block_until_ready((state, metrics))
       extra['profile_dir'] = profile_dir
+      extra['profile_summary'] = write_profile_summary(compiled, profile_dir, steps)
   step_s = statistics.median(times)
   devices = jax.devices()
   per_example = task.train_flops_per_example(setup.model)

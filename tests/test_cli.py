@@ -247,3 +247,6 @@ def test_benchmark_times_the_real_input_pipeline_and_writes_a_profile(corpus_dir
   assert len(row['input_windows_ms']) == 3 and row['input_step_ms'] == pytest.approx(
       sorted(row['input_windows_ms'])[1], abs=1e-3)  # the median window
   assert list((tmp_path / 'trace').glob('plugins/profile/*/*.xplane.pb'))
+  summary = (tmp_path / 'trace' / 'op_summary.md').read_text()
+  assert row['profile_summary'] == str(tmp_path / 'trace' / 'op_summary.md')
+  assert '| matmul |' in summary and '| backward | BertMLM/encoder/layer_*/' in summary, summary

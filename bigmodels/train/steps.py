@@ -84,16 +84,18 @@ def make_train_step(task: Task, model: nn.Module, tx: optax.GradientTransformati
     rng = jax.random.fold_in(base_key, state.step)
     compute = gradients if grad_accum_steps == 1 else accumulated_gradients
     loss, sums, new_model_state, grads = compute(state.params, state.model_state, batch, rng)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    with jax.named_scope('optimizer'):  # Names the ops in profiles (bigmodels.train.profiling).
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, updates)
     metrics = {f'sums/{k}': v for k, v in sums.items()}
-    metrics.update({
-        'stats/grad_norm': optax.global_norm(grads),
-        'stats/param_norm': optax.global_norm(params),
-        'stats/update_norm': optax.global_norm(updates),
-        'stats/learning_rate': applied_learning_rate(schedule, state.opt_state),
-        'stats/train_loss': loss,
-    })
+    with jax.named_scope('stats'):
+      metrics.update({
+          'stats/grad_norm': optax.global_norm(grads),
+          'stats/param_norm': optax.global_norm(params),
+          'stats/update_norm': optax.global_norm(updates),
+          'stats/learning_rate': applied_learning_rate(schedule, state.opt_state),
+          'stats/train_loss': loss,
+      })
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               model_state=new_model_state)
     if skip_nonfinite:
