@@ -65,18 +65,6 @@ def peak_flops(device: Any) -> float | None:
   return None
 
 
-def step_flops(compiled: Any) -> float | None:
-  """FLOPs of one step from XLA's cost analysis (summed over devices), if available."""
-  try:
-    analysis = compiled.cost_analysis()
-  except Exception:  # Some backends do not implement it.
-    return None
-  if isinstance(analysis, list):
-    analysis = analysis[0] if analysis else {}
-  flops = (analysis or {}).get('flops')
-  return float(flops) if flops and flops > 0 else None
-
-
 def peak_memory_mb(devices: list) -> tuple[float, str]:
   """Peak device memory if the backend reports it, else this process's peak RSS."""
   stats = [d.memory_stats() or {} for d in devices]
@@ -118,7 +106,7 @@ def compile_only(config: Any) -> dict[str, Any]:
   """Compiles the train step for the abstract state and batch; runs and allocates nothing."""
   import jax
   import numpy as np
-  from bigmodels.train import loop
+  from bigmodels.train import loop, profiling
   setup = loop.build(config)
   example = setup.task.synthetic_batch(config.batch_size, np.random.default_rng(0))
   batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=setup.batch_sharding)
@@ -135,7 +123,8 @@ def compile_only(config: Any) -> dict[str, Any]:
   n_params = sum(x.size for x in jax.tree.leaves(setup.abstract_state.params))
   return {'compile_s': compile_s, 'estimated_mem_mb_per_device': per_device,
           'params_m': n_params / 1e6, 'devices': jax.device_count(),
-          'mesh': dict(setup.mesh.shape), 'xla_step_gflops': (step_flops(compiled) or 0) / 1e9}
+          'mesh': dict(setup.mesh.shape),
+          'xla_step_gflops': (profiling.compiled_flops(compiled) or 0) / 1e9}
 
 
 def write_profile_summary(compiled: Any, profile_dir: str, steps: int) -> str:
@@ -157,7 +146,7 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input
   """Builds the real training setup and times its train step; returns the result row."""
   import jax
   import numpy as np
-  from bigmodels.train import loop
+  from bigmodels.train import loop, profiling
 
   setup = loop.build(config)
   state = setup.init_state()
@@ -198,7 +187,7 @@ def run_benchmark(config: Any, warmup: int, windows: int, steps: int, with_input
   model_flops = per_example * config.batch_size / step_s if per_example else None
   peak = peak_flops(devices[0])
   mfu = model_flops / (peak * len(devices)) if model_flops and peak else None
-  xla_flops = step_flops(compiled)
+  xla_flops = profiling.compiled_flops(compiled)
   mem_mb, mem_kind = peak_memory_mb(jax.local_devices())
   tokens = task.tokens_per_example()
   row = {'tokens_per_s' if tokens else 'examples_per_s':

@@ -8,7 +8,10 @@ Every implementation trains the same shape (random init, dropout off, float32, A
 fixed synthetic batch. After each has compiled and run --warmup steps, the timed windows
 alternate between implementations (window 1 of each, then window 2 of each, ...), so a machine
 whose speed drifts slows all of them alike; the median window counts. Prints a Markdown table
-per shape (tokens/s, step time, our speed-up over each) and one JSON line per measurement.
+per shape (tokens/s, step time, FLOPs per step and FLOP/s, our speed-up over each) and one JSON
+line per measurement. FLOPs are XLA's count of each JAX step (PyTorch's step is the same model
+as transformers' Flax twin and gets its count): the speed-up splits into work not done (FLOP
+ratio) and work done faster (FLOP/s ratio).
 Shapes: bert-mini (L4/H256, vocab 30522, seq 128, batch 32), bert-base (L12/H768, batch 8),
 gpt2-mini (L4/H256, vocab 50257, seq 128, batch 16), gpt2-small (L12/H768, batch 8).
 """
@@ -55,8 +58,13 @@ def compare(shape_name: str) -> list[dict]:
   rows = []
   for name, windows in times.items():
     step_s = statistics.median(windows)
+    # PyTorch runs the same model as transformers' Flax twin: count its FLOPs as the twin's.
+    flops = trainers[name].flops or (trainers['hf_flax'].flops if name == 'pytorch' and
+                                     'hf_flax' in trainers else None)
     rows.append({'shape': shape_name, 'implementation': name,
                  'tokens_per_s': shape.tokens_per_step / step_s, 'step_ms': step_s * 1e3,
+                 'gflop_per_step': flops / 1e9 if flops else None,
+                 'gflop_per_s': flops / 1e9 / step_s if flops else None,
                  'setup_and_warmup_s': build_s[name],
                  'windows_ms': [round(t * 1e3, 1) for t in windows]})
   return rows
@@ -80,12 +88,15 @@ def main() -> None:
     rows = compare(shape_name)
     reference = rows[0]
     print(f'\n{shape_name}: {peers.SHAPES[shape_name]}')
-    print(f'| implementation | tokens/s | step ms | {reference["implementation"]} speed-up |')
-    print('|---|---|---|---|')
+    print(f'| implementation | tokens/s | step ms | GFLOP/step | GFLOP/s | '
+          f'{reference["implementation"]} speed-up |')
+    print('|---|---|---|---|---|---|')
     for row in rows:
       ratio = reference['tokens_per_s'] / row['tokens_per_s']
+      gflop = (f'{row["gflop_per_step"]:.3g} | {row["gflop_per_s"]:.1f}'
+               if row['gflop_per_step'] else '? | ?')
       print(f'| {row["implementation"]} | {row["tokens_per_s"]:,.0f} | {row["step_ms"]:.1f} | '
-            f'{ratio:.2f}x |')
+            f'{gflop} | {ratio:.2f}x |')
     for row in rows:
       print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
 

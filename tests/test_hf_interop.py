@@ -351,3 +351,9 @@ def test_peer_comparison_times_every_implementation_side_by_side():
       (s, i) for s in ('bert-test', 'gpt2-test') for i in ('ours', 'hf_flax', 'pytorch')]
   assert all(r['tokens_per_s'] > 0 and len(r['windows_ms']) == 2 for r in rows)
   assert '| ours | ' in result.stdout and 'ours speed-up' in result.stdout
+  flops = {(r['shape'], r['implementation']): r['gflop_per_step'] for r in rows}
+  assert all(f > 0 for f in flops.values())
+  for s in ('bert-test', 'gpt2-test'):  # PyTorch counted as its Flax twin.
+    assert flops[s, 'pytorch'] == flops[s, 'hf_flax']
+  # Ours projects only the masked positions onto the vocabulary; Hugging Face's every one.
+  assert flops['bert-test', 'ours'] < 0.8 * flops['bert-test', 'hf_flax']

@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*\S.*?\s([a-z][\w\-]*)\(')
 _CALLS = re.compile(r'calls=%?([\w.\-]+)')
@@ -141,3 +142,17 @@ def format_summary(summary: Summary, top: int = 15) -> list[str]:
   lines += [f'| {where} | {path} | {s * 1e3:.2f} | {s / total:.1%} |'
             for where, path, s in summary.by_location[:top]]
   return lines
+
+
+def compiled_flops(compiled: Any) -> float | None:
+  """FLOPs of one call of a compiled function from XLA's cost analysis (summed over devices),
+  or None where the backend gives none. XLA does not count the FLOPs of library calls it cannot
+  see into (cuBLAS/cuDNN on GPU)."""
+  try:
+    analysis = compiled.cost_analysis()
+  except Exception:  # Some backends do not implement it.
+    return None
+  if isinstance(analysis, list):
+    analysis = analysis[0] if analysis else {}
+  flops = (analysis or {}).get('flops')
+  return float(flops) if flops and flops > 0 else None

@@ -49,9 +49,10 @@ LEARNING_RATE = 1e-4
 @dataclasses.dataclass
 class Trainer:
   """`step()` runs one training step (asynchronously where the library allows); `sync()`
-  waits for it."""
+  waits for it. `flops`: one step's FLOPs by XLA's cost analysis (JAX implementations)."""
   step: Callable[[], None]
   sync: Callable[[], None]
+  flops: float | None = None
 
 
 def _mlm_batch(shape: Shape, seed: int = 0) -> dict[str, np.ndarray]:
@@ -84,7 +85,7 @@ def _hf_config(shape: Shape) -> Any:
 def ours(shape: Shape) -> Trainer:
   """Our loop's compiled train step (configs/mlm.py or configs/causal_lm.py at this shape)."""
   import jax
-  from bigmodels.train import loop
+  from bigmodels.train import loop, profiling
   if shape.family == 'bert':
     from configs import mlm
     config = mlm.get_config()
@@ -108,7 +109,8 @@ def ours(shape: Shape) -> Trainer:
     with setup.mesh:
       holder['state'], holder['metrics'] = compiled(holder['state'], batch)
 
-  return Trainer(step, lambda: jax.block_until_ready(holder['state']))
+  return Trainer(step, lambda: jax.block_until_ready(holder['state']),
+                 profiling.compiled_flops(compiled))
 
 
 def hf_flax(shape: Shape) -> Trainer:
@@ -117,6 +119,7 @@ def hf_flax(shape: Shape) -> Trainer:
   import jax.numpy as jnp
   import optax
   import transformers
+  from bigmodels.train import profiling
   if shape.family == 'bert':
     config = _hf_config(shape)
     model = transformers.FlaxBertForMaskedLM(config, seed=0)
@@ -144,16 +147,18 @@ def hf_flax(shape: Shape) -> Trainer:
   holder = {'params': model.params}
   holder['opt'] = optimizer.init(holder['params'])
 
-  @jax.jit
   def train_step(params, opt_state):
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  def step():
-    holder['params'], holder['opt'], holder['loss'] = train_step(holder['params'], holder['opt'])
+  compiled = jax.jit(train_step).lower(holder['params'], holder['opt']).compile()
 
-  return Trainer(step, lambda: jax.block_until_ready(holder['params']))
+  def step():
+    holder['params'], holder['opt'], holder['loss'] = compiled(holder['params'], holder['opt'])
+
+  return Trainer(step, lambda: jax.block_until_ready(holder['params']),
+                 profiling.compiled_flops(compiled))
 
 
 def pytorch(shape: Shape) -> Trainer:
