@@ -245,36 +245,31 @@ def to_params(kind: str, tensors: dict[str, np.ndarray], num_heads: int, num_lay
   return out, sorted(unused)
 
 
+# How a tensor's layout differs between Hugging Face (torch Linear [out, in], heads flattened)
+# and ours (Dense [in, out], heads a dimension of their own): (to ours, to HF) for each kind of
+# table entry; `h` is the number of heads.
+_LAYOUTS: dict[str, tuple[Any, Any]] = {
+    'copy': (lambda v, h: v, lambda v: v),
+    'linear': (lambda v, h: v.T, lambda v: v.T),
+    # [heads*head_dim, hidden] <-> [hidden, heads, head_dim]
+    'heads_in': (lambda v, h: v.T.reshape(v.shape[1], h, -1),
+                 lambda v: v.reshape(v.shape[0], -1).T),
+    'heads_bias': (lambda v, h: v.reshape(h, -1), lambda v: v.reshape(-1)),
+    # [hidden, heads*head_dim] <-> [heads, head_dim, hidden]
+    'heads_out': (lambda v, h: v.T.reshape(h, -1, v.shape[0]),
+                  lambda v: v.reshape(-1, v.shape[-1]).T),
+    # GPT-2's Conv1D is already [in, out]: [heads*head_dim, hidden] <-> [heads, head_dim, hidden]
+    'conv1d_heads_out': (lambda v, h: v.reshape(h, -1, v.shape[1]),
+                         lambda v: v.reshape(-1, v.shape[-1])),
+}
+
+
 def _to_ours(value: np.ndarray, how: str, num_heads: int) -> np.ndarray:
-  if how == 'copy':
-    return value
-  if how == 'linear':
-    return value.T
-  if how == 'heads_in':  # [heads*head_dim, hidden] -> [hidden, heads, head_dim]
-    return value.T.reshape(value.shape[1], num_heads, -1)
-  if how == 'heads_bias':
-    return value.reshape(num_heads, -1)
-  if how == 'heads_out':  # [hidden, heads*head_dim] -> [heads, head_dim, hidden]
-    return value.T.reshape(num_heads, -1, value.shape[0])
-  if how == 'conv1d_heads_out':  # [heads*head_dim, hidden] (in, out)
-    return value.reshape(num_heads, -1, value.shape[1])
-  raise ValueError(how)
+  return _LAYOUTS[how][0](value, num_heads)
 
 
 def _to_hf(value: np.ndarray, how: str) -> np.ndarray:
-  if how == 'copy':
-    return value
-  if how == 'linear':
-    return value.T
-  if how == 'heads_in':  # [hidden, heads, head_dim] -> [heads*head_dim, hidden]
-    return value.reshape(value.shape[0], -1).T
-  if how == 'heads_bias':
-    return value.reshape(-1)
-  if how == 'heads_out':  # [heads, head_dim, hidden] -> [hidden, heads*head_dim]
-    return value.reshape(-1, value.shape[-1]).T
-  if how == 'conv1d_heads_out':
-    return value.reshape(-1, value.shape[-1])
-  raise ValueError(how)
+  return _LAYOUTS[how][1](value)
 
 
 def from_params(kind: str, params: dict[str, np.ndarray], num_layers: int
