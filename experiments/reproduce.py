@@ -4,9 +4,11 @@ NAME is one of experiments/reproductions/ (fashion_mnist, mask_rate, bert_maskin
 trains its stages of runs in WORKDIR/STAGE/RUN on the sweep machinery: re-running skips
 finished runs and resumes interrupted ones; a failing run is reported while the others go on.
 Then it writes WORKDIR/results.md (our figures beside the paper's) and WORKDIR/results.png.
-Default WORKDIR: runs/reproduce_NAME, or runs/reproduce_masking for mask_rate and bert_masking,
-which share it (and their common runs; their outputs are results_NAME.md and .png); a suffix
-_paper for :scale=paper.
+Default WORKDIR: runs/reproduce_NAME, or the folder a reproduction names (bert_masking:
+runs/reproduce_masking; such reproductions write results_NAME.md and .png, so two can share a
+--workdir); a suffix _paper for :scale=paper. Runs are named by what they train; a finished run
+counts only for the same command, and training refuses a run folder holding another config, so
+two recipes never mix in one run.
 
   python -m experiments.reproduce fashion_mnist                      # the CPU rows
   python -m experiments.reproduce fashion_mnist --gpu_rows --rows=resnet18,wrn
@@ -77,9 +79,9 @@ def main() -> None:
                     f'{name}:scale=reduced|paper')
   if RUNLOCAL.value:
     options['runlocal'] = '1'
-  # Reproductions that share runs (module.WORKDIR) share a default workdir and name their
+  # A reproduction may name its default workdir (module.WORKDIR); it then names its outputs
+  # after itself. Each scale (and the --runlocal smoke run) has its own folder.
   shared_dir = getattr(module, 'WORKDIR', None)
-  # outputs after themselves; each scale (and the --runlocal smoke run) has its own.
   default = (shared_dir or f'reproduce_{name}') + ''.join(
       f'_{tag}' for tag in (options.get('scale', 'reduced'), 'runlocal' if RUNLOCAL.value else '')
       if tag not in ('', 'reduced'))

@@ -62,3 +62,16 @@ def test_mask_rate_pipeline_pretrains_and_fine_tunes_and_reports_the_15_percent_
   assert cells[7] == f"{evaluation['mlm_accuracy'] * 100:.1f}"
   assert '| 15% | 100/0/0 | 84.2 |' in (rep / 'results_mask_rate.md').read_text()
   assert (rep / 'results_mask_rate.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_mask_rate_pretrains_at_its_own_reduced_learning_rate(tmp_path):
+  from experiments.reproductions import bert_masking, mask_rate
+  ours = mask_rate.stages({}, tmp_path)[0].runs
+  assert len(ours) == 10 and all(r.overrides['optimizer.learning_rate'] == 1e-3 for r in ours)
+  assert {r.overrides['data.mask_rate'] for r in ours} == {
+      0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8}
+  theirs = bert_masking.stages({}, tmp_path)[0].runs  # bert_masking: the default recipe.
+  assert len(theirs) == 6 and not any('optimizer.learning_rate' in r.overrides for r in theirs)
+  paper = mask_rate.stages({'scale': 'paper'}, tmp_path)[0].runs[0].overrides
+  assert paper['optimizer.learning_rate'] == 2e-3 and paper['total_steps'] == 23000
+  assert mask_rate.WORKDIR != bert_masking.WORKDIR

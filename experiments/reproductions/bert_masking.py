@@ -17,7 +17,7 @@ from experiments.reproductions.pretrain_finetune import Strategy, stages as pipe
 
 TITLE = 'BERT masking strategies (Devlin et al. 2019, Table 8): ours vs published'
 
-WORKDIR = 'reproduce_masking'  # Shared with mask_rate: 80/10/10 and 100/0/0 train once.
+WORKDIR = 'reproduce_masking'  # Named for its runs; mask_rate has its own (other recipe).
 
 # Table 8 of arXiv 1810.04805 (dev), MASK/SAME/RND of 15% chosen tokens -> MNLI fine-tune
 # accuracy, NER fine-tune F1, NER feature-based F1.

@@ -49,7 +49,7 @@ SCALES = {
     # Pre-training: the default MLM recipe as it is (64-token rows, 4800 steps, 480 warm-up
     # steps; about 17 minutes on the 2-core CPU), the shortest recipe known to leave the MLM
     # plateau here: its held-out accuracy rises from the unigram 5% between steps 2000 and 2500.
-    # A 2500-step version of it (250 warm-up steps, its cosine decay compressed into 2500 steps)
+    # A 2500-step version of it (250 warm-up steps, its linear decay compressed into 2500 steps)
     # did not: all six bert_masking strategies ended at 5.5-6.4% (2026-11-24), so their
     # fine-tuning would compare plateaued models. Fine-tuning is classify_text's own recipe (600
     # steps): a first try with 300 steps left every fine-tuned model at the largest class's
@@ -66,18 +66,20 @@ SCALES = {
 }
 
 
-def parse_scale(args: dict[str, str]) -> dict[str, Any]:
-  """The scale's settings; ValueError for an unknown one."""
+def parse_scale(args: dict[str, str], scales: dict[str, dict[str, Any]] = SCALES
+                ) -> dict[str, Any]:
+  """The scale's settings among `scales`; ValueError for an unknown one."""
   scale = args.get('scale', 'reduced')
-  if scale not in SCALES:
-    raise ValueError(f'unknown scale {scale!r}: use {" or ".join(SCALES)}')
-  return SCALES[scale]
+  if scale not in scales:
+    raise ValueError(f'unknown scale {scale!r}: use {" or ".join(scales)}')
+  return scales[scale]
 
 
-def stages(strategies: list[Strategy], args: dict[str, str], workdir: Path) -> list[Stage]:
+def stages(strategies: list[Strategy], args: dict[str, str], workdir: Path,
+           scales: dict[str, dict[str, Any]] = SCALES) -> list[Stage]:
   """pretrain (a run per strategy; its held-out rows are 15%-masked, all [MASK], whatever the
-  strategy) -> finetune (strategy x seed)."""
-  scale = parse_scale(args)
+  strategy) -> finetune (strategy x seed), at the scale `args['scale']` of `scales`."""
+  scale = parse_scale(args, scales)
   smoke = args.get('runlocal') == '1'
   arg = f'size={scale["size"]}' + (',runlocal=1' if smoke else '')
   pretrain = Stage('pretrain', tuple(
