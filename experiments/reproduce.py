@@ -5,10 +5,10 @@ trains its stages of runs in WORKDIR/STAGE/RUN on the sweep machinery: re-runnin
 finished runs and resumes interrupted ones; a failing run is reported while the others go on.
 Then it writes WORKDIR/results.md (our figures beside the paper's) and WORKDIR/results.png.
 Default WORKDIR: runs/reproduce_NAME, or the folder a reproduction names (bert_masking:
-runs/reproduce_masking; such reproductions write results_NAME.md and .png, so two can share a
---workdir); a suffix _paper for :scale=paper. Runs are named by what they train; a finished run
-counts only for the same command, and training refuses a run folder holding another config, so
-two recipes never mix in one run.
+runs/reproduce_masking; such reproductions write results_NAME.md and .png); a suffix _paper for
+:scale=paper. A finished run counts only for the same command, and training refuses a run
+folder holding another config, so a run folder never mixes two recipes (mask_rate and
+bert_masking name runs alike but pre-train differently: keep their workdirs apart).
 
   python -m experiments.reproduce fashion_mnist                      # the CPU rows
   python -m experiments.reproduce fashion_mnist --gpu_rows --rows=resnet18,wrn
@@ -81,12 +81,12 @@ def main() -> None:
     options['runlocal'] = '1'
   # A reproduction may name its default workdir (module.WORKDIR); it then names its outputs
   # after itself. Each scale (and the --runlocal smoke run) has its own folder.
-  shared_dir = getattr(module, 'WORKDIR', None)
-  default = (shared_dir or f'reproduce_{name}') + ''.join(
+  named_dir = getattr(module, 'WORKDIR', None)
+  default = (named_dir or f'reproduce_{name}') + ''.join(
       f'_{tag}' for tag in (options.get('scale', 'reduced'), 'runlocal' if RUNLOCAL.value else '')
       if tag not in ('', 'reduced'))
   workdir = Path(WORKDIR.value or os.path.join('runs', default)).resolve()
-  outputs = f'results_{name}' if shared_dir else 'results'
+  outputs = f'results_{name}' if named_dir else 'results'
   try:
     stages = module.stages(options) if name == 'fashion_mnist' else module.stages(options,
                                                                                   workdir)
