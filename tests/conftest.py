@@ -13,10 +13,33 @@ from pathlib import Path
 os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
 
 from tests.helpers import (apply_overrides, tiny_overrides, vision_overrides,  # noqa: E402
                            write_corpus, write_idx_dataset)
+
+
+_OWN_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+  """One persistent XLA compilation cache for the whole run, shared by both xdist workers and
+  every subprocess: most tests compile the same tiny models, and compiling dominates them.
+  Set in the controller before the workers start, so they and their subprocesses inherit it;
+  a cache dir the user set is left alone."""
+  if hasattr(config, 'workerinput') or 'JAX_COMPILATION_CACHE_DIR' in os.environ:
+    return
+  config.stash[_OWN_CACHE] = tempfile.mkdtemp(prefix='bigmodels-tests-xla-cache-')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = config.stash[_OWN_CACHE]
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+  if _OWN_CACHE in config.stash:
+    shutil.rmtree(config.stash[_OWN_CACHE], ignore_errors=True)
 
 
 @pytest.fixture(scope='session')
