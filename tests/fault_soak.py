@@ -127,7 +127,10 @@ def soak(kills: int, seed: int, base: Path, total_steps: int = 3000,
   rng = random.Random(seed)
   workdir = base / 'killed'
   cmd = _command('tests.fault_main', workdir, corpus, total_steps)
-  env = dict(os.environ, BIGMODELS_CACHE=str(base / 'cache-killed'))
+  # Its own XLA compilation cache: a kill can land while an entry is being written, and the
+  # half-written file (a warning and a recompile when read) must not reach the tests' shared one.
+  env = dict(os.environ, BIGMODELS_CACHE=str(base / 'cache-killed'),
+             JAX_COMPILATION_CACHE_DIR=str(base / 'xla-cache-killed'))
   landed: list[str] = []
   for target in _plan(kills, rng):
     attempt = _Attempt(cmd, dict(env, SOAK_PAUSE_SAVE='1' if target == 'save' else '0'))
