@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bigmodels.errors import UserError
-from bigmodels.sweeps import spec, state
+from bigmodels.sweeps import local, runs, spec, state
 from tests.helpers import ROOT, cli_overrides, rows, tiny_overrides
 
 SWEEP_FILE = '''
@@ -78,6 +79,22 @@ def _sweep(config: Path, workdir: Path, *flags: str) -> list[str]:
 
 def _status(rundir: Path) -> str:
   return json.loads((rundir / 'sweep_status.json').read_text())['status']
+
+
+def test_the_eta_counts_a_resumed_run_by_its_whole_training_time(tmp_path):
+  """A run resumed near its end finishes at once; the ETA still reckons with its 10 minutes."""
+  def run(name, seconds):
+    return runs.Run(name, {}, tmp_path / name,
+                    (sys.executable, '-c', f'import time; time.sleep({seconds})'))
+  resumed, fresh = run('resumed', 0), run('fresh', 0)
+  resumed.workdir.mkdir()
+  (resumed.workdir / runs.STATUS_FILE).write_text(json.dumps(
+      {'command': list(resumed.command), 'status': 'interrupted', 'wall_s': 600.0}))
+  lines = []
+  statuses = local.run_local([resumed, fresh], parallel=1, log=lines.append)
+  assert [statuses[n]['status'] for n in ('resumed', 'fresh')] == ['done', 'done']
+  done = next(i for i, line in enumerate(lines) if line.startswith('[sweep] done resumed'))
+  assert re.search(r'1 waiting · ETA 10m0\ds$', lines[done + 1]), lines
 
 
 def test_a_local_sweep_survives_a_kill_and_a_failing_run_and_reports_the_runs(

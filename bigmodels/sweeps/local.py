@@ -65,14 +65,15 @@ def run_local(runs: Sequence[Run], parallel: int, log: Callable[[str], None] = p
     with lock:
       progress.running += 1
       log(f'[sweep] start {run.name}  (log: {run.workdir / "train.log"})')
-    started = time.perf_counter()
     status = run_one(run, stop, time_limit_s=time_limit_s)
     with lock:
       progress.running -= 1
       state = status['status']
       if state == 'done':
         progress.done += 1
-        progress.walls.append(time.perf_counter() - started)
+        # The run's whole training time over all its attempts, not this one's: a resumed run
+        # that was nearly (or already) trained would make the ETA far too short.
+        progress.walls.append(status.get('wall_s', 0.0))
         log(f'[sweep] done {run.name} in {format_duration(status.get("wall_s", 0.0))}')
       elif state == 'failed':
         progress.failed += 1

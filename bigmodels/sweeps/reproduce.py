@@ -49,7 +49,8 @@ def to_runs(stage: Stage, workdir: Path, repo_root: Path, shared: Sequence[str])
 
 
 def run_stages(stages: Sequence[Stage], workdir: Path, repo_root: Path,
-               shared: Callable[[Stage], Sequence[str]], parallel: int = 1, include: Callable[[StageRun], bool] = lambda r: True,
+               shared: Callable[[Stage], Sequence[str]], parallel: int = 1,
+               include: Callable[[StageRun], bool] = lambda r: True,
                time_limit_s: float = 0.0, log: Callable[[str], None] = print
                ) -> dict[str, dict[str, dict[str, Any]]]:
   """Trains the included runs of each stage in order (finished ones skipped; `shared(stage)`
