@@ -92,11 +92,13 @@ def report(workdir: Path, results: dict[str, dict[str, dict[str, Any]]], args: d
     left.set_xlabel('masking rate (%)')
     left.set_ylabel('ours: WordNet gloss accuracy (%)')
     twin.set_ylabel('published: MNLI dev accuracy (%)')
-    left.legend(loc='lower left', fontsize=8)
+    if left.get_legend_handles_labels()[0]:  # no fine-tune has finished yet otherwise
+      left.legend(loc='lower left', fontsize=8)
     twin.legend(loc='lower right', fontsize=8)
     right.set_xlabel('pre-training masking rate (%)')
     right.set_ylabel('held-out MLM loss, 15% [MASK]-only')
-    right.legend(fontsize=8)
+    if right.get_legend_handles_labels()[0]:
+      right.legend(fontsize=8)
     for ax in (left, right):
       ax.grid(alpha=0.3)
     fig.tight_layout()
