@@ -74,7 +74,7 @@ def run_local(runs: Sequence[Run], parallel: int, log: Callable[[str], None] = p
         # The run's whole training time over all its attempts, not this one's: a resumed run
         # that was nearly (or already) trained would make the ETA far too short.
         progress.walls.append(status.get('wall_s', 0.0))
-        log(f'[sweep] done {run.name} in {format_duration(status.get("wall_s", 0.0))}')
+        log(f'[sweep] done {run.name} in {format_duration(progress.walls[-1])}')
       elif state == 'failed':
         progress.failed += 1
         log(f'[sweep] FAILED {run.name} (exit {status.get("returncode")}): '
