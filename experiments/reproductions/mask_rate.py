@@ -92,9 +92,10 @@ def report(workdir: Path, results: dict[str, dict[str, dict[str, Any]]], args: d
     left.set_xlabel('masking rate (%)')
     left.set_ylabel('ours: WordNet gloss accuracy (%)')
     twin.set_ylabel('published: MNLI dev accuracy (%)')
-    if left.get_legend_handles_labels()[0]:  # no fine-tune has finished yet otherwise
-      left.legend(loc='lower left', fontsize=8)
-    twin.legend(loc='lower right', fontsize=8)
+    handles, labels = (a + b for a, b in zip(left.get_legend_handles_labels(),
+                                             twin.get_legend_handles_labels()))
+    left.legend(handles, labels, loc='upper center', bbox_to_anchor=(0.5, -0.15), ncol=2,
+                fontsize=8)  # below the axes: the curves fill the whole plot
     right.set_xlabel('pre-training masking rate (%)')
     right.set_ylabel('held-out MLM loss, 15% [MASK]-only')
     if right.get_legend_handles_labels()[0]:
